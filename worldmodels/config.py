@@ -1,0 +1,287 @@
+"""Configuration: one dataclass per concern, presets, and type-checked `--key=value` overrides.
+
+A chapter describes its whole run as one dataclass of sections, for example
+
+    @dataclass
+    class Config:
+        model: TokenizerConfig
+        data: DataConfig
+        run: RunConfig
+
+and a dict of presets (`debug`, `prototype`, `paper`) that build it. `parse_config` picks a
+preset and applies overrides from the command line:
+
+    uv run 1.video-tokenizer/train.py --preset debug --run.steps=500 --dim=96
+
+A key is either `section.field` or a bare `field` that exists in exactly one section. An
+unknown key, an ambiguous key or a value of the wrong type stops the run with a message that
+says what was expected; nothing is silently ignored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import sys
+import types
+import typing
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+C = TypeVar("C")
+
+
+class ConfigError(ValueError):
+    """A bad preset name, override key or value."""
+
+
+@dataclass
+class RunConfig:
+    """How to train, shared by every chapter (the model and data sections are the chapter's)."""
+
+    steps: int = 1000  # optimizer steps in the whole run
+    batch_size: int = 16  # per process; the global batch is batch_size * world size
+    lr: float = 1e-3  # peak learning rate, reached after warmup
+    min_lr_ratio: float = 0.1  # the cosine decays to lr * min_lr_ratio at the last step
+    warmup_steps: int = 100
+    weight_decay: float = 0.01  # AdamW, applied to matrices only (not norms, biases, embeddings)
+    beta1: float = 0.9
+    beta2: float = 0.99
+    grad_clip: float = 1.0  # max global gradient norm; 0 disables clipping
+    log_every: int = 10  # steps between lines of the JSONL log
+    eval_every: int = 250  # steps between evaluations; 0 evaluates only at the end
+    checkpoint_every: int = 250  # steps between checkpoints; the last step is always saved
+    keep_checkpoints: int = 2  # older step folders are deleted
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    dtype: str = "auto"  # autocast dtype: auto | float32 | bfloat16 | float16
+    compile: bool = False  # torch.compile the training step
+    num_workers: int = 0  # DataLoader worker processes
+    out_dir: str = ""  # empty: runs/<chapter>/<preset>
+    resume: bool = False  # continue from the latest checkpoint in out_dir
+    progress: bool = True  # tqdm progress bar
+
+
+# ---------------------------------------------------------------------------------------
+# Parsing one value
+
+
+def _parse_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"expected true/false, got {text!r}")
+
+
+def _describe(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def parse_value(text: str, tp: Any) -> Any:
+    """Convert command-line text to the annotated type `tp` (raises ValueError when it can't)."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):  # Optional[X] and X | None
+        if text.strip().lower() in ("none", "null") and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        if len(inner) != 1:
+            raise ValueError(f"unsupported union type {tp}")
+        return parse_value(text, inner[0])
+    if origin is typing.Literal:
+        for option in args:
+            if str(option) == text:
+                return option
+        raise ValueError(f"expected one of {list(args)}, got {text!r}")
+    if origin in (tuple, list):
+        parts = [p for p in text.replace("(", "").replace(")", "").split(",") if p.strip()]
+        if len(args) == 2 and args[1] is Ellipsis:  # tuple[int, ...]
+            values = [parse_value(p, args[0]) for p in parts]
+        elif origin is list:
+            values = [parse_value(p, args[0] if args else str) for p in parts]
+        else:  # fixed-length tuple[float, float]
+            if len(parts) != len(args):
+                raise ValueError(f"expected {len(args)} comma-separated values, got {text!r}")
+            values = [parse_value(p, a) for p, a in zip(parts, args)]
+        return tuple(values) if origin is tuple else values
+    if tp is bool:
+        return _parse_bool(text)
+    if tp is int:
+        return int(text)
+    if tp is float:
+        return float(text)
+    if tp is str:
+        return text
+    raise ValueError(f"unsupported field type {tp}")
+
+
+def check_value(value: Any, tp: Any) -> bool:
+    """Whether `value` (from JSON or Python) fits the annotated type `tp`."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        return any(check_value(value, a) for a in args)
+    if tp is type(None):
+        return value is None
+    if origin is typing.Literal:
+        return value in args
+    if origin in (tuple, list):
+        if not isinstance(value, (tuple, list)):
+            return False
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            return len(value) == len(args) and all(check_value(v, a) for v, a in zip(value, args))
+        return all(check_value(v, args[0]) for v in value) if args else True
+    if tp is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, tp)
+
+
+# ---------------------------------------------------------------------------------------
+# Walking a config of sections
+
+
+def _fields(obj: Any) -> dict[str, tuple[Any, Any]]:
+    """field name -> (annotated type, current value) for one dataclass instance."""
+    hints = typing.get_type_hints(type(obj))
+    return {f.name: (hints[f.name], getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+
+
+def flat_keys(config: Any, prefix: str = "") -> dict[str, tuple[Any, Any]]:
+    """Every leaf of a nested dataclass as 'section.field' -> (type, value)."""
+    out = {}
+    for name, (tp, value) in _fields(config).items():
+        key = f"{prefix}{name}"
+        if dataclasses.is_dataclass(value):
+            out.update(flat_keys(value, prefix=f"{key}."))
+        else:
+            out[key] = (tp, value)
+    return out
+
+
+def resolve_key(config: Any, key: str) -> str:
+    """Map a dotted or bare key to its full dotted path, or raise a ConfigError that helps."""
+    keys = flat_keys(config)
+    if key in keys:
+        return key
+    matches = [k for k in keys if k.split(".")[-1] == key]
+    if len(matches) == 1:
+        return matches[0]
+    if len(matches) > 1:
+        raise ConfigError(f"config key {key!r} is ambiguous: write one of {sorted(matches)}")
+    names = sorted(set(keys) | {k.split(".")[-1] for k in keys})
+    close = difflib.get_close_matches(key, names, n=3)
+    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    raise ConfigError(f"unknown config key {key!r}.{hint} Run with --help to list every key.")
+
+
+def _set_path(config: Any, path: str, value: Any) -> Any:
+    """A copy of `config` with the dotted `path` set to `value` (dataclasses stay immutable)."""
+    head, _, rest = path.partition(".")
+    if not rest:
+        return dataclasses.replace(config, **{head: value})
+    return dataclasses.replace(config, **{head: _set_path(getattr(config, head), rest, value)})
+
+
+def override(config: C, overrides: Mapping[str, Any]) -> C:
+    """Apply {key: value} overrides; string values are parsed to the field's type."""
+    keys = flat_keys(config)
+    for key, value in overrides.items():
+        path = resolve_key(config, key)
+        tp = keys[path][0]
+        if isinstance(value, str) and tp is not str:
+            try:
+                value = parse_value(value, tp)
+            except ValueError as err:
+                raise ConfigError(
+                    f"--{path} expects {_describe(tp)}, got {value!r} ({err})"
+                ) from None
+        elif not check_value(value, tp):
+            raise ConfigError(f"{path} expects {_describe(tp)}, got {value!r}")
+        if isinstance(value, list) and typing.get_origin(tp) is tuple:
+            value = tuple(value)
+        config = _set_path(config, path, value)
+    return config
+
+
+def _split_argv(argv: Sequence[str]) -> tuple[str | None, dict[str, str], bool]:
+    """Split command-line words into (preset name, {key: text}, help asked)."""
+    preset, overrides, want_help = None, {}, False
+    words = list(argv)
+    while words:
+        word = words.pop(0)
+        if word in ("-h", "--help"):
+            want_help = True
+        elif word == "--preset":
+            if not words:
+                raise ConfigError("--preset needs a name, e.g. --preset debug")
+            preset = words.pop(0)
+        elif word.startswith("--preset="):
+            preset = word.split("=", 1)[1]
+        elif word.startswith("--") and "=" in word:
+            key, text = word[2:].split("=", 1)
+            overrides[key] = text
+        elif word.startswith("--"):  # a bare flag means true: --resume, --compile
+            overrides[word[2:]] = "true"
+        else:
+            raise ConfigError(f"cannot read argument {word!r}; write options as --key=value")
+    return preset, overrides, want_help
+
+
+def format_config(config: Any) -> str:
+    """One line per key with its type and value, for --help and the start of a run."""
+    rows = flat_keys(config)
+    width = max(len(k) for k in rows)
+    return "\n".join(f"  --{k:<{width}} {v[1]!r}  ({_describe(v[0])})" for k, (v) in rows.items())
+
+
+def parse_config(
+    presets: Mapping[str, Callable[[], C]],
+    argv: Sequence[str] | None = None,
+    default: str = "debug",
+) -> tuple[C, str]:
+    """Build a config from `--preset NAME` and `--key=value` words; returns (config, preset)."""
+    argv = sys.argv[1:] if argv is None else argv
+    preset, overrides, want_help = _split_argv(argv)
+    preset = preset or default
+    if preset not in presets:
+        raise ConfigError(f"unknown preset {preset!r}; choose one of {sorted(presets)}")
+    config = override(presets[preset](), overrides)
+    if want_help:
+        print(f"presets: {', '.join(presets)} (default {default})\n")
+        print(f"keys of preset {preset!r} (bare names work when unique):")
+        print(format_config(config))
+        raise SystemExit(0)
+    return config, preset
+
+
+# ---------------------------------------------------------------------------------------
+# To and from JSON
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """A JSON-ready dict of a nested config (tuples become lists)."""
+    return dataclasses.asdict(config)
+
+
+def from_dict(cls: type[C], data: Mapping[str, Any]) -> C:
+    """Rebuild a nested config dataclass from `to_dict` output, checking every key and type."""
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(data) - names
+    if unknown:
+        raise ConfigError(f"{cls.__name__} has no keys {sorted(unknown)}; valid: {sorted(names)}")
+    values = {}
+    for name, value in data.items():
+        tp = hints[name]
+        if dataclasses.is_dataclass(tp):
+            values[name] = from_dict(tp, value)
+            continue
+        if not check_value(value, tp):
+            raise ConfigError(f"{cls.__name__}.{name} expects {_describe(tp)}, got {value!r}")
+        values[name] = tuple(value) if typing.get_origin(tp) is tuple else value
+    return cls(**values)

@@ -1,0 +1,82 @@
+"""The record of a run: `run.json` (what was run, where, from which commit) and `log.jsonl`."""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from worldmodels.checkpoint import write_json_atomic
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def git_commit() -> str:
+    """The repository's HEAD commit, with '+dirty' when the tree has uncommitted changes."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        return commit + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def machine_description(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)} ({torch.cuda.device_count()} visible)"
+    return f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
+
+
+def write_run_info(out_dir: Path, config: dict[str, Any], device: torch.device, **extra) -> None:
+    """Save the config, the command line, the commit and the machine beside the checkpoints."""
+    info = {
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "git_commit": git_commit(),
+        "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "machine": machine_description(device),
+        "torch": torch.__version__,
+        "config": config,
+        **extra,
+    }
+    write_json_atomic(Path(out_dir) / "run.json", info)
+
+
+class RunLog:
+    """Append one JSON object per line; flushed each line so a killed run keeps its log."""
+
+    def __init__(self, path: Path, enabled: bool = True):
+        self.path = Path(path)
+        self.enabled = enabled
+        if enabled:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(self, **record: Any) -> None:
+        if not self.enabled:
+            return
+        with self.path.open("a") as f:
+            f.write(json.dumps({"time": round(time.time(), 3), **record}) + "\n")
+
+
+def read_log(path: Path) -> list[dict[str, Any]]:
+    """Every record of a `log.jsonl` file (skipping a last line cut short by a crash)."""
+    records = []
+    for line in Path(path).read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
