@@ -19,6 +19,7 @@ from video_tokenizer.model import TokenizerConfig, VideoTokenizer
 from worldmodels.config import RunConfig
 from worldmodels.data.atari import PRESETS as ATARI_PRESETS
 from worldmodels.data.atari import AtariClips
+from worldmodels.data.synthetic import MovingSprites
 from worldmodels.data.video_folder import VideoFolder
 from worldmodels.metrics import CodebookStats, psnr
 from worldmodels.viz.frames import frame_grid
@@ -30,7 +31,7 @@ CHAPTER_DIR = Path(__file__).resolve().parent.parent
 class DataConfig:
     """Where clips come from. Frames are recorded/decoded at the model's image_size."""
 
-    source: str = "atari"  # "atari" (recorded on first use) | "folder" (your own videos)
+    source: str = "atari"  # "atari" (recorded on first use) | "folder" (your videos) | "sprites"
     atari_preset: str = "debug"  # a preset of worldmodels.data.atari
     folder: str = ""  # for source="folder": a folder of video files
     clip_len: int = 4  # T, frames per training clip (1 + t*k with temporal compression)
@@ -154,7 +155,12 @@ def build_datasets(config: Config, progress: bool = True) -> dict[str, Dataset]:
             "train": torch.utils.data.Subset(videos, indices[:cut]),
             "val": torch.utils.data.Subset(videos, indices[cut:] or indices[-1:]),
         }
-    raise ValueError(f"unknown data.source {data.source!r}; choose 'atari' or 'folder'")
+    if data.source == "sprites":  # synthetic moving squares: for tests and quick experiments
+        return {"train": MovingSprites(2048, data.clip_len, size=size, seed=0),
+                "val": MovingSprites(64, data.clip_len, size=size, seed=1)}
+    raise ValueError(
+        f"unknown data.source {data.source!r}; choose 'atari', 'folder' or 'sprites'"
+    )
 
 
 def fixed_subset(dataset: Dataset, count: int) -> list[int]:
