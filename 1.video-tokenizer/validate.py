@@ -7,13 +7,17 @@ Reports PSNR on held-out episodes and on the held-out game, codebook usage and p
 and saves into `<run>/validation/`:
   reconstructions_val.png, reconstructions_heldout_game.png   original | reconstruction rows
   noise_in.png    what the decoder makes of random token ids (the "noise-in" experiment)
+  codebook.png    how often each code is used on held-out episodes, sorted
+  training.png    training loss and held-out PSNR against steps, from log.jsonl
   metrics.json    every number printed
+`--figures DIR` also copies the pictures there (the README's figures are made this way).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -32,6 +36,8 @@ from video_tokenizer.model import VideoTokenizer
 
 from worldmodels.checkpoint import find_checkpoint, load_weights, read_json, write_json_atomic
 from worldmodels.config import from_dict
+from worldmodels.metrics import CodebookStats
+from worldmodels.runlog import read_log
 from worldmodels.runtime import pick_device, seed_everything
 from worldmodels.viz.frames import frame_grid
 
@@ -60,6 +66,47 @@ def noise_in(model: VideoTokenizer, num_clips: int, num_frames: int, path: Path)
     plt.close(fig)
 
 
+def plot_codebook(model: VideoTokenizer, frames: torch.Tensor, path: Path) -> None:
+    """Code counts on held-out clips, most used first, on a log scale."""
+    ids, _ = reconstruct(model, frames)
+    stats = CodebookStats(model.codebook_size)
+    stats.update(ids)
+    summary = stats.compute()
+    counts = stats.counts.sort(descending=True).values
+    fig, ax = plt.subplots(figsize=(7, 2.8))
+    ax.bar(range(len(counts)), counts.clamp_min(1e-1), width=1.0, color="tab:blue")
+    ax.set_yscale("log")
+    ax.set_xlabel(f"code rank (of K = {model.codebook_size})")
+    ax.set_ylabel("count")
+    ax.set_title(f"held-out code usage {summary['codebook_usage']:.1%}, perplexity "
+                 f"{summary['perplexity']:.0f} ({ids.numel()} tokens)", fontsize=9)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+
+
+def plot_training(log_file: Path, path: Path) -> None:
+    """Training loss and held-out PSNR from a run's log.jsonl."""
+    records = read_log(log_file)
+    train = [r for r in records if "loss" in r]
+    evals = [r for r in records if "eval/val_psnr" in r]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 2.8))
+    left.plot([r["step"] for r in train], [r["loss"] for r in train])
+    left.set_yscale("log")
+    left.set_xlabel("step")
+    left.set_ylabel("training loss (MSE)")
+    for key, label in (("eval/val_psnr", "held-out episodes"),
+                       ("eval/heldout_game_psnr", "held-out game")):
+        points = [(r["step"], r[key]) for r in evals if key in r]
+        if points:
+            right.plot(*zip(*points), marker="o", label=label)
+    right.set_xlabel("step")
+    right.set_ylabel("PSNR (dB)")
+    right.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     default_run = CHAPTER_DIR.parent / "runs" / CHAPTER_DIR.name / "debug"
@@ -71,6 +118,7 @@ def main(argv=None) -> dict:
     )
     parser.add_argument("--clips", type=int, default=256, help="held-out clips per set")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--figures", default=None, help="also copy the pictures to this folder")
     args = parser.parse_args(argv)
 
     seed_everything(0)
@@ -91,6 +139,10 @@ def main(argv=None) -> dict:
             f"{name}: original / reconstruction",
         )
     noise_in(model, 4, config.data.clip_len, out_dir / "noise_in.png")
+    plot_codebook(model, sets["val"], out_dir / "codebook.png")
+    run_dir = out_dir.parent
+    if (run_dir / "log.jsonl").exists():
+        plot_training(run_dir / "log.jsonl", out_dir / "training.png")
 
     metrics = {
         "checkpoint": str(find_checkpoint(Path(args.run))),
@@ -100,6 +152,10 @@ def main(argv=None) -> dict:
     write_json_atomic(out_dir / "metrics.json", metrics)
     print(json.dumps(metrics, indent=2))
     print(f"pictures and metrics.json in {out_dir}")
+    if args.figures:
+        Path(args.figures).mkdir(parents=True, exist_ok=True)
+        for picture in out_dir.glob("*.png"):
+            shutil.copy(picture, Path(args.figures) / picture.name)
     return metrics
 
 
