@@ -11,6 +11,8 @@ and saves into `<run>/validation/`:
   training.png    training loss and held-out PSNR against steps, from log.jsonl
   metrics.json    every number printed
 `--figures DIR` also copies the pictures there (the README's figures are made this way).
+`--export DIR` writes a stand-alone copy of the tokenizer (model.safetensors, config.json and
+these metrics): `1.video-tokenizer/pretrained/` is made this way, for chapter 2 to use.
 """
 
 from __future__ import annotations
@@ -78,8 +80,11 @@ def plot_codebook(model: VideoTokenizer, frames: torch.Tensor, path: Path) -> No
     ax.set_yscale("log")
     ax.set_xlabel(f"code rank (of K = {model.codebook_size})")
     ax.set_ylabel("count")
-    ax.set_title(f"held-out code usage {summary['codebook_usage']:.1%}, perplexity "
-                 f"{summary['perplexity']:.0f} ({ids.numel()} tokens)", fontsize=9)
+    ax.set_title(
+        f"held-out code usage {summary['codebook_usage']:.1%}, perplexity "
+        f"{summary['perplexity']:.0f} ({ids.numel()} tokens)",
+        fontsize=9,
+    )
     fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
 
@@ -94,8 +99,10 @@ def plot_training(log_file: Path, path: Path) -> None:
     left.set_yscale("log")
     left.set_xlabel("step")
     left.set_ylabel("training loss (MSE)")
-    for key, label in (("eval/val_psnr", "held-out episodes"),
-                       ("eval/heldout_game_psnr", "held-out game")):
+    for key, label in (
+        ("eval/val_psnr", "held-out episodes"),
+        ("eval/heldout_game_psnr", "held-out game"),
+    ):
         points = [(r["step"], r[key]) for r in evals if key in r]
         if points:
             right.plot(*zip(*points), marker="o", label=label)
@@ -119,6 +126,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--clips", type=int, default=256, help="held-out clips per set")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--figures", default=None, help="also copy the pictures to this folder")
+    parser.add_argument("--export", default=None, help="write the tokenizer + metrics here")
     args = parser.parse_args(argv)
 
     seed_everything(0)
@@ -152,6 +160,22 @@ def main(argv=None) -> dict:
     write_json_atomic(out_dir / "metrics.json", metrics)
     print(json.dumps(metrics, indent=2))
     print(f"pictures and metrics.json in {out_dir}")
+    if args.export:
+        export = Path(args.export)
+        export.mkdir(parents=True, exist_ok=True)
+        step_dir = find_checkpoint(Path(args.run))
+        for name in ("model.safetensors", "config.json", "state.json"):
+            shutil.copy(step_dir / name, export / name)
+        run_info = read_json(step_dir.parent.parent / "run.json")
+        write_json_atomic(
+            export / "metrics.json",
+            {
+                **metrics,
+                "trained_by": run_info["command"],
+                "machine": run_info["machine"],
+                "git_commit": run_info["git_commit"],
+            },
+        )
     if args.figures:
         Path(args.figures).mkdir(parents=True, exist_ok=True)
         for picture in out_dir.glob("*.png"):
