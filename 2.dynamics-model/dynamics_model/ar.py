@@ -1,0 +1,349 @@
+"""The autoregressive baseline: a GPT that reads a clip as one long sentence of tokens.
+
+Cosmos' autoregressive world models and the 1X world-model challenge predict video the way
+a language model predicts text: flatten every frame's h x w token grid in raster order,
+put the frames one after another, and train p(next token | every token before it).
+
+Sequence layout (N = h * w tokens per frame; `use_actions=True`):
+
+    f0[0] f0[1] ... f0[N-1] a0  f1[0] ... f1[N-1] a1  ...  f_{T-1}[0] ... f_{T-1}[N-1] a_{T-1}
+
+- f_t[n] is the code of token n of frame t, an id in [0, K).
+- a_t is the action taken at frame t (the one that leads to frame t+1), written as the id
+  K + a_t: actions have their own rows K..K+A-1 of the embedding table, so an action can
+  never be mistaken for a code. The model never predicts actions (they are given); the
+  output head has K logits, and the output at a_t's position predicts f_{t+1}[0].
+- With `use_actions=False` (the 1X compression-challenge mode: a 1 + t*k frame clip
+  tokenised with temporal compression, no actions) the a_t are simply left out.
+
+Each element has a learned position made of two parts, time_emb[t] + slot_emb[j], where t
+is its frame and j its slot inside the frame (j < N a token, j = N the action). This costs
+(T + N + 1) * D parameters instead of T * (N + 1) * D and tells the model directly which
+tokens sit at the same place in successive frames.
+
+Sampling generates the N tokens of the next frame one at a time, each attending to all
+before it. A key-value cache keeps the keys and values of past elements so that each new
+token costs one row of attention instead of recomputing the whole sequence:
+`generate_next` uses it, `generate_next_no_cache` recomputes everything (same tokens for
+the same random state; the tests check it).
+"""
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+from video_tokenizer.transformer import SwiGLU
+
+from dynamics_model.sampling import sample_from_logits
+
+
+@dataclass
+class ARConfig:
+    """Size of the autoregressive dynamics model (defaults: a mid-size Atari model)."""
+
+    vocab_size: int = 1000  # K codes of the tokenizer (FSQ levels (8, 5, 5, 5))
+    num_actions: int = 18  # A: ALE's full action space
+    token_grid: tuple[int, int] = (8, 8)  # (h, w): 64x64 frames with patch 8
+    max_frames: int = 16  # longest clip (context + predicted frame) the positions cover
+    dim: int = 256  # D
+    depth: int = 8  # transformer blocks
+    heads: int = 8  # G
+    mlp_ratio: float = 4.0
+    use_actions: bool = True  # False: compressed-token mode, frames only
+
+
+class KVCache:
+    """Keys and values of every layer for the elements seen so far, preallocated.
+
+    keys, values: (depth, B, G, max_len, F). `length` elements are filled; a forward pass
+    over L new elements writes slots [length, length + L) in every layer, then `advance(L)`.
+    """
+
+    def __init__(
+        self,
+        depth: int,
+        batch: int,
+        heads: int,
+        max_len: int,
+        head_dim: int,
+        device: torch.device | None = None,
+        dtype: torch.dtype | None = None,
+    ):
+        shape = (depth, batch, heads, max_len, head_dim)
+        self.keys = torch.zeros(shape, device=device, dtype=dtype)
+        self.values = torch.zeros(shape, device=device, dtype=dtype)
+        self.length = 0
+
+    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor):
+        """Store the new k, v (B, G, L, F) of `layer`; return all keys, values so far."""
+        end = self.length + k.shape[2]
+        if end > self.keys.shape[3]:
+            raise ValueError(f"KV cache holds {self.keys.shape[3]} elements, asked for {end}")
+        self.keys[layer, :, :, self.length : end] = k
+        self.values[layer, :, :, self.length : end] = v
+        return self.keys[layer, :, :, :end], self.values[layer, :, :, :end]  # (B, G, end, F)
+
+    def advance(self, num_new: int) -> None:
+        self.length += num_new
+
+
+class CausalSelfAttention(nn.Module):
+    """Multi-head attention where element l sees elements <= l, with an optional KV cache."""
+
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        if dim % heads != 0:
+            raise ValueError(f"dim={dim} is not divisible by heads={heads}")
+        self.heads = heads
+        self.to_qkv = nn.Linear(dim, 3 * dim, bias=False)
+        self.to_out = nn.Linear(dim, dim, bias=False)
+
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0):
+        """x: (B, L, D), the L newest elements -> (B, L, D)."""
+        L = x.shape[1]
+        q, k, v = rearrange(self.to_qkv(x), "b l (qkv g f) -> qkv b g l f", qkv=3, g=self.heads)
+        past = 0
+        if cache is not None:
+            past = cache.length
+            k, v = cache.update(layer, k, v)  # (B, G, past + L, F)
+        if past == 0:  # the whole sequence at once: plain lower-triangular mask
+            out = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (B, G, L, F)
+        elif L == 1:  # one new element: it may see every cached one, no mask needed
+            out = F.scaled_dot_product_attention(q, k, v)  # (B, G, 1, F)
+        else:  # L new elements after `past` cached ones: query i sees keys j <= past + i
+            query_pos = torch.arange(L, device=x.device)[:, None] + past  # (L, 1)
+            key_pos = torch.arange(past + L, device=x.device)[None, :]  # (1, past + L)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=key_pos <= query_pos)
+        return self.to_out(rearrange(out, "b g l f -> b l (g f)"))  # (B, L, D)
+
+
+class ARBlock(nn.Module):
+    """Pre-norm GPT block: x += Attn(norm(x)); x += SwiGLU(norm(x))."""
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: float):
+        super().__init__()
+        self.attn_norm = nn.RMSNorm(dim)
+        self.attn = CausalSelfAttention(dim, heads)
+        self.mlp_norm = nn.RMSNorm(dim)
+        self.mlp = SwiGLU(dim, int(2 * mlp_ratio * dim / 3))  # 2/3 width: 3 matrices, not 2
+
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0):
+        x = x + self.attn(self.attn_norm(x), cache, layer)  # (B, L, D)
+        return x + self.mlp(self.mlp_norm(x))  # (B, L, D)
+
+
+class ARDynamics(nn.Module):
+    """GPT over [frame tokens, action] chunks; see the module docstring for the layout."""
+
+    def __init__(self, config: ARConfig):
+        super().__init__()
+        self.config = config
+        K, D = config.vocab_size, config.dim
+        h, w = config.token_grid
+        self.num_tokens = h * w  # N
+        # elements per frame: N tokens (+ 1 action)
+        self.chunk = self.num_tokens + int(config.use_actions)
+        self.max_len = config.max_frames * self.chunk
+        vocab = K + config.num_actions if config.use_actions else K  # codes, then actions
+        self.token_emb = nn.Embedding(vocab, D)
+        self.time_emb = nn.Embedding(config.max_frames, D)
+        self.slot_emb = nn.Embedding(self.chunk, D)
+        self.blocks = nn.ModuleList(
+            ARBlock(D, config.heads, config.mlp_ratio) for _ in range(config.depth)
+        )
+        self.norm = nn.RMSNorm(D)
+        self.head = nn.Linear(D, K, bias=False)
+        for emb in (self.token_emb, self.time_emb, self.slot_emb):
+            nn.init.normal_(emb.weight, std=0.02)  # N(0, 1) would drown the residual stream
+
+    # ----- layout -------------------------------------------------------------------------
+
+    def _check_clip(self, tokens: torch.Tensor, actions: torch.Tensor | None) -> None:
+        h, w = self.config.token_grid
+        if tokens.ndim != 4 or tuple(tokens.shape[2:]) != (h, w):
+            raise ValueError(f"tokens must be (B, T, {h}, {w}), got {tuple(tokens.shape)}")
+        if tokens.min() < 0 or tokens.max() >= self.config.vocab_size:  # else read as actions
+            raise ValueError(f"tokens must lie in [0, {self.config.vocab_size})")
+        if not self.config.use_actions:
+            if actions is not None:
+                raise ValueError("this model has use_actions=False; pass actions=None")
+            return
+        if actions is None or actions.shape != tokens.shape[:2]:
+            got = None if actions is None else tuple(actions.shape)
+            raise ValueError(f"actions must be (B, T) = {tuple(tokens.shape[:2])}, got {got}")
+        if actions.min() < 0 or actions.max() >= self.config.num_actions:
+            raise ValueError(f"actions must lie in [0, {self.config.num_actions})")
+
+    def flatten_clip(self, tokens: torch.Tensor, actions: torch.Tensor | None) -> torch.Tensor:
+        """tokens (B, T, h, w) + actions (B, T) -> ids (B, T * chunk), the layout above.
+
+        The last element is a_{T-1}, the action that leads to the frame after the clip.
+        """
+        self._check_clip(tokens, actions)
+        frame_ids = rearrange(tokens, "b t h w -> b t (h w)")  # (B, T, N)
+        if self.config.use_actions:
+            action_ids = rearrange(actions + self.config.vocab_size, "b t -> b t 1")  # (B, T, 1)
+            frame_ids = torch.cat([frame_ids, action_ids], dim=2)  # (B, T, N + 1)
+        return rearrange(frame_ids, "b t j -> b (t j)")  # (B, T * chunk)
+
+    # ----- the network --------------------------------------------------------------------
+
+    def new_cache(self, batch: int) -> KVCache:
+        param = self.head.weight
+        head_dim = self.config.dim // self.config.heads
+        return KVCache(
+            self.config.depth, batch, self.config.heads, self.max_len, head_dim,
+            device=param.device, dtype=param.dtype,
+        )  # fmt: skip
+
+    def forward(self, ids: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+        """ids (B, L) -> logits (B, L, K); the logits at l predict element l + 1.
+
+        Without a cache, ids is a sequence from its start. With one, ids are the L elements
+        that follow the cache.length already cached, and the cache is extended by them.
+        """
+        B, L = ids.shape
+        start = 0 if cache is None else cache.length
+        if start + L > self.max_len:
+            raise ValueError(
+                f"sequence of {start + L} elements exceeds max_frames * chunk = {self.max_len}"
+            )
+        position = torch.arange(start, start + L, device=ids.device)  # (L,)
+        # element l sits in frame l // chunk, slot l % chunk
+        pos_emb = self.time_emb(position // self.chunk) + self.slot_emb(position % self.chunk)
+        x = self.token_emb(ids) + pos_emb  # (B, L, D)
+        for layer, block in enumerate(self.blocks):
+            x = block(x, cache, layer)  # (B, L, D)
+        if cache is not None:
+            cache.advance(L)
+        return self.head(self.norm(x))  # (B, L, K)
+
+    # ----- training -----------------------------------------------------------------------
+
+    def next_token_loss(self, tokens: torch.Tensor, actions: torch.Tensor | None = None):
+        """Teacher-forced next-token cross-entropy over every frame token of the clip.
+
+        tokens (B, T, h, w) int64, actions (B, T) int64 (a_{T-1} is unused) or None.
+        Every code except f0[0] (which has nothing before it) is a target; actions are
+        inputs only. Returns (loss, {"ce": nats, "accuracy": argmax accuracy}).
+        """
+        ids = self.flatten_clip(tokens, actions)  # (B, T * chunk)
+        if self.config.use_actions:
+            ids = ids[:, :-1]  # a_{T-1} leads out of the clip: nothing to predict from it
+        logits = self(ids[:, :-1])  # (B, L - 1, K): position l predicts element l + 1
+        targets = ids[:, 1:]  # (B, L - 1)
+        is_code = targets < self.config.vocab_size  # (B, L - 1): actions are not targets
+        loss = F.cross_entropy(logits[is_code], targets[is_code])
+        accuracy = (logits[is_code].argmax(-1) == targets[is_code]).float().mean()
+        return loss, {"ce": loss.item(), "accuracy": accuracy.item()}
+
+    def teacher_forced_logits(
+        self, tokens: torch.Tensor, actions: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Logits for every token of the LAST frame given all true tokens before it.
+
+        tokens (B, T, h, w), T >= 2; actions (B, T) or None. Returns (B, h, w, K): the
+        distribution of f_{T-1}[n] given frames < T-1, their actions and f_{T-1}[< n].
+        """
+        if tokens.ndim != 4 or tokens.shape[1] < 2:
+            raise ValueError(f"tokens must be (B, T, h, w) with T >= 2, got {tuple(tokens.shape)}")
+        ids = self.flatten_clip(tokens, actions)  # (B, T * chunk)
+        if self.config.use_actions:
+            ids = ids[:, :-1]  # (B, L): ends with the last frame's last token
+        N = self.num_tokens
+        logits = self(ids[:, :-1])[:, -N:]  # (B, N, K): the outputs that predict ids[:, -N:]
+        return rearrange(logits, "b (h w) k -> b h w k", h=self.config.token_grid[0])
+
+    # ----- sampling -----------------------------------------------------------------------
+
+    def _prompt(self, context: torch.Tensor, actions: torch.Tensor | None) -> torch.Tensor:
+        """The sequence that precedes the next frame's first token: (B, T * chunk)."""
+        T = context.shape[1]
+        if T + 1 > self.config.max_frames:
+            raise ValueError(
+                f"{T} context frames + 1 predicted exceed max_frames={self.config.max_frames}"
+            )
+        return self.flatten_clip(context, actions)  # ends with a_{T-1} (or f_{T-1}[N-1])
+
+    def _to_frame(self, new_ids: list[torch.Tensor]) -> torch.Tensor:
+        frame = torch.stack(new_ids, dim=1)  # (B, N)
+        return rearrange(frame, "b (h w) -> b h w", h=self.config.token_grid[0])  # (B, h, w)
+
+    @torch.no_grad()
+    def generate_next(
+        self,
+        context: torch.Tensor,
+        actions: torch.Tensor | None = None,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Sample the next frame token by token with a KV cache.
+
+        context (B, T, h, w) int64; actions (B, T) with actions[:, -1] the action that leads
+        to the new frame (None if use_actions=False). Returns (B, h, w) int64.
+        Cost: one pass over the prompt, then N single-element passes.
+        """
+        prompt = self._prompt(context, actions)  # (B, L0)
+        cache = self.new_cache(prompt.shape[0])
+        logits = self(prompt, cache)[:, -1]  # (B, K): distribution of f_T[0]
+        new_ids = []
+        for n in range(self.num_tokens):
+            new_ids.append(sample_from_logits(logits, temperature, top_p, generator))  # (B,)
+            if n < self.num_tokens - 1:
+                logits = self(new_ids[-1][:, None], cache)[:, -1]  # (B, K): f_T[n + 1]
+        return self._to_frame(new_ids)
+
+    @torch.no_grad()
+    def generate_next_no_cache(
+        self,
+        context: torch.Tensor,
+        actions: torch.Tensor | None = None,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """As `generate_next`, recomputing the whole sequence for every token (slow, simple)."""
+        sequence = self._prompt(context, actions)  # (B, L0)
+        new_ids = []
+        for _ in range(self.num_tokens):
+            logits = self(sequence)[:, -1]  # (B, K)
+            new_ids.append(sample_from_logits(logits, temperature, top_p, generator))  # (B,)
+            sequence = torch.cat([sequence, new_ids[-1][:, None]], dim=1)  # (B, L + 1)
+        return self._to_frame(new_ids)
+
+    @torch.no_grad()
+    def rollout(
+        self,
+        context: torch.Tensor,
+        actions: torch.Tensor | None,
+        horizon: int,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Generate `horizon` frames one after another, each fed back as context.
+
+        context (B, T, h, w); actions (B, >= T + horizon - 1): actions[:, t] leads from
+        frame t to t + 1, so frame T + i is generated with actions[:, T + i - 1]. The context
+        window slides: at most max_frames - 1 frames are kept. Returns (B, horizon, h, w).
+        """
+        T = context.shape[1]
+        if actions is not None and actions.shape[1] < T + horizon - 1:
+            raise ValueError(
+                f"rollout of {horizon} frames after {T} needs actions (B, >= {T + horizon - 1})"
+                f", got {tuple(actions.shape)}"
+            )
+        frames = context  # (B, T', h, w), grows by one per step
+        window = self.config.max_frames - 1
+        for _ in range(horizon):
+            start = max(0, frames.shape[1] - window)
+            end = frames.shape[1]
+            step_actions = None if actions is None else actions[:, start:end]
+            next_frame = self.generate_next(
+                frames[:, start:], step_actions, temperature, top_p, generator
+            )  # (B, h, w)
+            frames = torch.cat([frames, next_frame[:, None]], dim=1)
+        return frames[:, T:]  # (B, horizon, h, w)

@@ -1,0 +1,296 @@
+"""MaskGIT dynamics: predict the next frame's tokens all at once, then refine (Genie).
+
+An autoregressive model (ar.py) spends N sequential network calls on a frame of N tokens.
+MaskGIT (Chang et al. 2022), which Genie and CoPilot4D use as their dynamics model, trains a
+bidirectional model to fill in masked tokens, and samples a frame in S << N steps:
+
+    training:  hide a random fraction r of the frame's tokens behind [MASK] and predict them
+               from the visible ones and the past frames (cross-entropy on masked tokens).
+    sampling:  start from an all-[MASK] frame; at each step predict every masked token,
+               keep the most confident predictions, re-mask the rest, repeat.
+
+The mask ratio follows the cosine schedule r = cos(pi/2 * u): in training u ~ U(0, 1), so
+heavily masked frames (r near 1, like the first sampling steps) are common; in sampling, after
+step i of S, a fraction cos(pi/2 * (i+1)/S) of tokens is still masked, so the first steps fix
+few tokens (when the model knows least) and the last steps many.
+
+Architecture (Genie): token embedding + spatio-temporal position + action embedding ->
+SpatioTemporalTransformer(causal_time=True) -> logits over the K codes. Within a frame,
+attention is bidirectional (masked tokens see every visible token of their frame); across
+frames it is causal, so frame t sees only frames <= t, and every frame of a clip can be
+trained at once, in parallel, in one forward pass.
+
+Action convention. actions[:, t] is the action taken at frame t, the one that leads from
+frame t to frame t+1 (the convention of the datasets). Frame t+1's tokens get the embedding
+of actions[:, t] added; frame 0 has no action leading to it and gets a learned "no action"
+embedding (row A of the table). The last action of a clip, actions[:, T-1], leads out of the
+clip: training ignores it; sampling uses it to generate frame T.
+"""
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+from video_tokenizer.position import SpatioTemporalPosition
+from video_tokenizer.transformer import SpatioTemporalTransformer
+
+from dynamics_model.sampling import sample_from_logits
+
+
+@dataclass
+class MaskGITConfig:
+    """Size of the MaskGIT dynamics model (defaults: a mid-size Atari model)."""
+
+    vocab_size: int = 1000  # K codes of the tokenizer; id K is [MASK]
+    num_actions: int = 18  # A: ALE's full action space (or the LAM's latent actions)
+    token_grid: tuple[int, int] = (8, 8)  # (h, w): 64x64 frames with patch 8
+    max_frames: int = 16  # longest clip (context + predicted frame)
+    dim: int = 256  # D
+    depth: int = 8  # spatio-temporal blocks
+    heads: int = 8  # G
+    mlp_ratio: float = 4.0
+
+
+def mask_schedule(u: torch.Tensor | float) -> torch.Tensor | float:
+    """Cosine schedule: the fraction of tokens masked at progress u in [0, 1], r = cos(pi/2 u).
+
+    r(0) = 1 (all masked), r(1) = 0 (none masked); it decreases slowly at first and fast at
+    the end.
+    """
+    if isinstance(u, torch.Tensor):
+        return torch.cos(math.pi / 2 * u)
+    return math.cos(math.pi / 2 * u)
+
+
+def num_masked(ratio: torch.Tensor, N: int) -> torch.Tensor:
+    """How many of N tokens a ratio masks: max(1, round(r * N)), int64 of ratio's shape."""
+    return torch.round(ratio * N).long().clamp(1, N)
+
+
+def random_mask(
+    ratio: torch.Tensor, N: int, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Mask exactly num_masked(r, N) tokens per frame, chosen uniformly: (...) -> (..., N) bool.
+
+    A uniformly random permutation of the N positions is the argsort of N i.i.d. uniform
+    scores; the first `num_masked` positions of it are masked, i.e. positions whose rank
+    in the scores is < num_masked.
+    """
+    scores = torch.rand(*ratio.shape, N, generator=generator, device=ratio.device)  # (..., N)
+    rank = scores.argsort(dim=-1).argsort(dim=-1)  # (..., N): rank of each position
+    return rank < num_masked(ratio, N)[..., None]  # (..., N) bool
+
+
+@dataclass
+class DecodeTrace:
+    """How `generate_next` filled a frame, for the notebook's pictures.
+
+    fixed_at_step: (B, h, w) int64, the step (0..S-1) at which each token was fixed.
+    frames: (B, S, h, w) int64, the frame after each step; still-masked tokens hold K.
+    """
+
+    fixed_at_step: torch.Tensor
+    frames: torch.Tensor
+
+
+class MaskGITDynamics(nn.Module):
+    """Action-conditioned masked-token model over (B, T, h, w) token clips."""
+
+    def __init__(self, config: MaskGITConfig):
+        super().__init__()
+        self.config = config
+        K, A, D = config.vocab_size, config.num_actions, config.dim
+        h, w = config.token_grid
+        self.num_tokens = h * w  # N
+        self.mask_id = K  # the extra row of the token table
+        self.no_action = A  # the extra row of the action table, for frame 0
+        self.token_emb = nn.Embedding(K + 1, D)
+        self.action_emb = nn.Embedding(A + 1, D)
+        self.position = SpatioTemporalPosition(config.max_frames, self.num_tokens, D)
+        self.transformer = SpatioTemporalTransformer(
+            D, config.depth, config.heads, config.mlp_ratio, causal_time=True
+        )
+        self.head = nn.Linear(D, K)
+        for emb in (self.token_emb, self.action_emb):
+            nn.init.normal_(emb.weight, std=0.02)  # N(0, 1) would drown the residual stream
+
+    def _check(self, tokens: torch.Tensor, actions: torch.Tensor) -> None:
+        h, w = self.config.token_grid
+        if tokens.ndim != 4 or tuple(tokens.shape[2:]) != (h, w):
+            raise ValueError(f"tokens must be (B, T, {h}, {w}), got {tuple(tokens.shape)}")
+        if tokens.min() < 0 or tokens.max() > self.mask_id:
+            raise ValueError(f"tokens must lie in [0, {self.mask_id}] ({self.mask_id} = [MASK])")
+        B, T = tokens.shape[:2]
+        if actions.ndim != 2 or actions.shape[0] != B or actions.shape[1] < T - 1:
+            raise ValueError(
+                f"actions must be (B, >= T - 1) = ({B}, >= {T - 1}) for tokens "
+                f"{tuple(tokens.shape)}, got {tuple(actions.shape)}"
+            )
+        if actions.numel() and (actions.min() < 0 or actions.max() >= self.config.num_actions):
+            raise ValueError(f"actions must lie in [0, {self.config.num_actions})")
+
+    def forward(self, tokens: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """tokens (B, T, h, w) int64 in [0, K] (K = [MASK]), actions (B, >= T-1) int64.
+
+        Returns logits (B, T, h, w, K). Frame t's logits depend only on frames <= t and on
+        the actions leading to them, actions[:, :t].
+        """
+        self._check(tokens, actions)
+        B, T, h, w = tokens.shape
+        x = self.token_emb(rearrange(tokens, "b t h w -> b t (h w)"))  # (B, T, N, D)
+        x = self.position(x)  # (B, T, N, D): + time[t] + space[n]
+        # the action leading to each frame: none for frame 0, actions[:, t-1] for frame t
+        no_action = torch.full((B, 1), self.no_action, dtype=torch.long, device=tokens.device)
+        leading = torch.cat([no_action, actions[:, : T - 1]], dim=1)  # (B, T)
+        x = x + rearrange(self.action_emb(leading), "b t d -> b t 1 d")  # same for all N
+        x = self.transformer(x)  # (B, T, N, D)
+        logits = self.head(x)  # (B, T, N, K)
+        return rearrange(logits, "b t (h w) k -> b t h w k", h=h)
+
+    # ----- training -----------------------------------------------------------------------
+
+    def masking_loss(
+        self,
+        tokens: torch.Tensor,
+        actions: torch.Tensor,
+        last_frame_only: bool = False,
+        generator: torch.Generator | None = None,
+    ):
+        """MaskGIT cross-entropy on masked tokens. tokens (B, T, h, w), actions (B, T).
+
+        For every frame t >= 1: u ~ U(0, 1), r = cos(pi/2 u), mask max(1, round(r N)) of its
+        tokens chosen uniformly; frame 0 is never masked (it is pure context). With causal
+        time attention all frames train at once, but frame t then sees frames 1..t-1
+        partly masked, whereas at sampling time its context is clean. `last_frame_only`
+        masks only frame T-1, which matches sampling exactly at 1/(T-1) of the signal.
+        Returns (loss, {"ce": nats, "accuracy": on masked tokens, "mask_ratio": mean r}).
+        """
+        B, T, h, w = tokens.shape
+        if T < 2:
+            raise ValueError(f"masking_loss needs T >= 2 frames, got tokens {tuple(tokens.shape)}")
+        u = torch.rand(B, T, generator=generator, device=tokens.device)  # (B, T)
+        mask = random_mask(mask_schedule(u), self.num_tokens, generator)  # (B, T, N)
+        first_target = T - 1 if last_frame_only else 1
+        mask[:, :first_target] = False  # context frames stay fully visible
+        mask = rearrange(mask, "b t (h w) -> b t h w", h=h)  # (B, T, h, w)
+        inputs = torch.where(mask, self.mask_id, tokens)  # (B, T, h, w)
+        logits = self(inputs, actions)  # (B, T, h, w, K)
+        loss = F.cross_entropy(logits[mask], tokens[mask])  # masked tokens only
+        accuracy = (logits[mask].argmax(-1) == tokens[mask]).float().mean()
+        ratio = mask[:, first_target:].float().mean()
+        return loss, {"ce": loss.item(), "accuracy": accuracy.item(), "mask_ratio": ratio.item()}
+
+    def teacher_forced_logits(self, tokens: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """Logits (B, h, w, K) for the LAST frame, fully masked, given the true frames before.
+
+        The one-shot prediction of every token of frame T-1 from frames < T-1 and the actions:
+        its cross-entropy is MaskGIT's teacher-forced CE (the first sampling step's view).
+        """
+        if tokens.ndim != 4 or tokens.shape[1] < 2:
+            raise ValueError(f"tokens must be (B, T, h, w), T >= 2, got {tuple(tokens.shape)}")
+        masked = tokens.clone()  # (B, T, h, w)
+        masked[:, -1] = self.mask_id
+        return self(masked, actions)[:, -1]  # (B, h, w, K)
+
+    # ----- sampling -----------------------------------------------------------------------
+
+    @torch.no_grad()
+    def generate_next(
+        self,
+        context: torch.Tensor,
+        actions: torch.Tensor,
+        steps: int = 8,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        confidence_noise: float = 0.0,
+        generator: torch.Generator | None = None,
+        return_trace: bool = False,
+    ):
+        """Sample the next frame by confidence-based iterative unmasking.
+
+        context (B, T, h, w) int64; actions (B, T) with actions[:, -1] the action that
+        leads to the new frame. At step i of S every still-masked token is sampled
+        (temperature, top-p; temperature 0 = argmax); the sampled tokens are ranked by their
+        confidence log p(token) under the model's untempered softmax, optionally plus Gumbel
+        noise scaled by confidence_noise * (1 - (i+1)/S)
+        (MaskGIT's annealed "choice temperature", 4.5 in the paper; 0 = none), and the best
+        are fixed so that N - round(N cos(pi/2 (i+1)/S)) tokens are fixed after step i: all
+        N after the last step. A fixed token never changes. Returns (B, h, w) int64, and a
+        DecodeTrace too with `return_trace`.
+        """
+        if steps < 1:
+            raise ValueError(f"steps must be >= 1, got {steps}")
+        B, T, h, w = context.shape
+        N = self.num_tokens
+        frame = torch.full((B, N), self.mask_id, dtype=torch.long, device=context.device)
+        fixed = torch.zeros(B, N, dtype=torch.bool, device=context.device)  # (B, N)
+        fixed_at_step = torch.full_like(frame, -1)  # (B, N)
+        partial_frames = []
+        for i in range(steps):
+            clip = torch.cat([context, rearrange(frame, "b (h w) -> b 1 h w", h=h)], dim=1)
+            logits = rearrange(self(clip, actions)[:, -1], "b h w k -> b (h w) k")  # (B, N, K)
+            sampled = sample_from_logits(logits, temperature, top_p, generator)  # (B, N)
+            log_p = F.log_softmax(logits.float(), dim=-1)  # (B, N, K)
+            confidence = log_p.gather(-1, sampled[..., None])[..., 0]  # (B, N) log p(sampled)
+            noise_scale = confidence_noise * (1 - (i + 1) / steps)
+            if noise_scale > 0:
+                uniform = torch.rand(B, N, generator=generator, device=context.device)
+                gumbel = -torch.log(-torch.log(uniform.clamp(1e-20, 1 - 1e-7)))  # (B, N)
+                confidence = confidence + noise_scale * gumbel
+            confidence = confidence.masked_fill(fixed, math.inf)  # fixed tokens stay fixed
+            # after step i: N - round(N * r((i+1)/S)) fixed; r(1) = 0, so all N at the end
+            target = N - round(N * mask_schedule((i + 1) / steps)) if i < steps - 1 else N
+            best = confidence.argsort(dim=-1, descending=True)[:, :target]  # (B, target)
+            keep = torch.zeros_like(fixed).scatter(1, best, True)  # (B, N)
+            newly_fixed = keep & ~fixed  # (B, N)
+            frame = torch.where(newly_fixed, sampled, frame)
+            fixed_at_step = fixed_at_step.masked_fill(newly_fixed, i)
+            fixed = fixed | newly_fixed
+            partial_frames.append(frame)
+        next_frame = rearrange(frame, "b (h w) -> b h w", h=h)  # (B, h, w)
+        if not return_trace:
+            return next_frame
+        trace = DecodeTrace(
+            fixed_at_step=rearrange(fixed_at_step, "b (h w) -> b h w", h=h),
+            frames=rearrange(torch.stack(partial_frames, 1), "b s (h w) -> b s h w", h=h),
+        )
+        return next_frame, trace
+
+    @torch.no_grad()
+    def rollout(
+        self,
+        context: torch.Tensor,
+        actions: torch.Tensor,
+        horizon: int,
+        steps: int = 8,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        confidence_noise: float = 0.0,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Generate `horizon` frames one after another, each fed back as context.
+
+        context (B, T, h, w); actions (B, >= T + horizon - 1): frame T + i is generated with
+        actions[:, T + i - 1]. The window slides: at most max_frames - 1 context frames are
+        kept (the oldest kept one then plays frame 0, with the "no action" embedding).
+        Returns (B, horizon, h, w).
+        """
+        T = context.shape[1]
+        if actions.shape[1] < T + horizon - 1:
+            raise ValueError(
+                f"rollout of {horizon} frames after {T} needs actions (B, >= {T + horizon - 1})"
+                f", got {tuple(actions.shape)}"
+            )
+        frames = context  # (B, T', h, w), grows by one per step
+        window = self.config.max_frames - 1
+        for _ in range(horizon):
+            start = max(0, frames.shape[1] - window)
+            next_frame = self.generate_next(
+                frames[:, start:], actions[:, start : frames.shape[1]], steps, temperature,
+                top_p, confidence_noise, generator,
+            )  # fmt: skip
+            frames = torch.cat([frames, next_frame[:, None]], dim=1)
+        return frames[:, T:]  # (B, horizon, h, w)

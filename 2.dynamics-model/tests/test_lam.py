@@ -1,0 +1,120 @@
+"""Genie's latent action model: shapes, causality, action conditioning, restarts, learning."""
+
+import pytest
+import torch
+from dynamics_model.lam import LatentActionConfig, LatentActionModel
+
+SIZE, PATCH, CODES = 16, 4, 4
+
+
+def tiny_lam(seed: int = 0, **overrides) -> LatentActionModel:
+    torch.manual_seed(seed)
+    config = LatentActionConfig(
+        image_size=(SIZE, SIZE), patch=PATCH, max_frames=6, dim=32, encoder_depth=1,
+        decoder_depth=1, heads=4, num_latent_actions=CODES, action_dim=8,
+    )  # fmt: skip
+    for key, value in overrides.items():
+        setattr(config, key, value)
+    return LatentActionModel(config)
+
+
+def random_frames(B: int = 2, T: int = 4, seed: int = 1) -> torch.Tensor:
+    return torch.rand(B, T, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(seed))
+
+
+def test_forward_shapes_and_action_ids():
+    model = tiny_lam()
+    frames = random_frames()
+    recon_next, action_ids, aux_loss = model(frames)
+    assert recon_next.shape == (2, 3, 3, SIZE, SIZE)
+    assert action_ids.shape == (2, 3) and action_ids.dtype == torch.long
+    assert ((action_ids >= 0) & (action_ids < CODES)).all()
+    assert aux_loss.ndim == 0 and aux_loss.item() >= 0
+    model.eval()
+    assert torch.equal(model.infer_actions(frames), model(frames)[1])
+
+
+def test_latent_action_of_t_sees_only_frames_up_to_t_plus_1():
+    model = tiny_lam().eval()
+    frames = random_frames(T=5)
+    changed = frames.clone()
+    changed[:, 3] = torch.rand_like(frames[:, 3])
+    with torch.no_grad():
+        before, after = model.encode_actions(frames), model.encode_actions(changed)  # (B, 4, E)
+    assert torch.allclose(before[:, :2], after[:, :2], atol=1e-6)  # actions 0->1, 1->2
+    assert (before[:, 2] - after[:, 2]).abs().max() > 1e-4  # 2->3 reads frame 3
+
+
+def test_decoder_is_causal_and_obeys_the_latent_action():
+    model = tiny_lam().eval()
+    frames = random_frames(T=3)
+    ids = torch.tensor([[0, 1, 2], [3, 3, 0]])
+    prediction = model.decode_with_actions(frames, ids)  # (B, 3, C, H, W)
+    assert prediction.shape == frames.shape
+    # a different action at step 1 changes the prediction of step 1, not of step 0
+    other = ids.clone()
+    other[:, 1] = (ids[:, 1] + 1) % CODES
+    changed = model.decode_with_actions(frames, other)
+    assert torch.allclose(prediction[:, 0], changed[:, 0], atol=1e-6)
+    assert (prediction[:, 1] - changed[:, 1]).abs().max() > 1e-4
+    # a later frame does not reach an earlier prediction
+    later = frames.clone()
+    later[:, 2] = 0.0
+    assert torch.allclose(model.decode_with_actions(later, ids)[:, :2], prediction[:, :2])
+
+
+def test_dead_codes_are_restarted_onto_batch_latents():
+    model = tiny_lam()  # restart_below = 0.03, usage_decay = 0.99
+    latents = torch.randn(2, 3, 8)
+    model.code_usage.copy_(torch.tensor([0.5, 0.5, 0.0, 0.0]))
+    before = model.quantizer.codebook.weight.detach().clone()
+    # codes 2, 3: usage <= 0.99 * 0 + 0.01 * 1 < 0.03, dead; codes 0, 1 stay >= 0.495
+    assert model.restart_dead_codes(latents) == 2
+    codebook = model.quantizer.codebook.weight
+    assert torch.equal(codebook[:2], before[:2])
+    for k in (2, 3):
+        distances = (latents.reshape(-1, 8) - codebook[k]).norm(dim=-1)  # (6,)
+        assert distances.min() < 1e-6  # it sits exactly on a latent of the batch
+    assert torch.allclose(model.code_usage[2:], torch.full((2,), 1 / CODES))
+
+
+def test_restart_counts_usage_and_leaves_used_codes_alone():
+    model = tiny_lam(restart_below=0.2, usage_decay=0.0)  # usage = this batch's share
+    codebook = model.quantizer.codebook.weight
+    latents = codebook[0].detach().expand(10, 8).clone()  # every latent picks code 0
+    before = codebook.detach().clone()
+    assert model.restart_dead_codes(latents) == CODES - 1
+    assert torch.equal(codebook[0], before[0])
+    assert torch.allclose(codebook[1:], latents[: CODES - 1])  # all moved onto code 0's spot
+
+
+def test_trains_on_moving_sprites_with_falling_loss():
+    from worldmodels.data.synthetic import MovingSprites
+
+    dataset = MovingSprites(num_clips=8, clip_len=4, size=SIZE, num_sprites=1, num_actions=5)
+    frames = torch.stack([dataset[i]["frames"] for i in range(len(dataset))])  # (8, 4, 3, H, W)
+    model = tiny_lam().train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3)
+    losses = []
+    for _ in range(30):
+        loss, metrics = model.loss(frames)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(metrics["mse"])
+    assert sum(losses[-5:]) / 5 < 0.5 * sum(losses[:5]) / 5
+    assert 1 <= metrics["codes_used"] <= CODES
+
+
+def test_bad_inputs_raise_clear_errors():
+    model = tiny_lam()
+    with pytest.raises(ValueError, match="frames must be"):
+        model(torch.rand(2, 4, 3, SIZE, SIZE + 4))
+    with pytest.raises(ValueError, match="at least 2 frames"):
+        model(torch.rand(2, 1, 3, SIZE, SIZE))
+    with pytest.raises(ValueError, match="action_ids must be"):
+        model.decode_with_actions(random_frames(T=3), torch.zeros(2, 2, dtype=torch.long))
+    with pytest.raises(ValueError, match="action_ids must lie"):
+        model.decode_with_actions(random_frames(T=3), torch.full((2, 3), CODES))
+    with pytest.raises(ValueError, match="not divisible by patch"):
+        tiny_lam(image_size=(18, 16))
