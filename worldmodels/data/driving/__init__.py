@@ -1,0 +1,50 @@
+"""A 4D driving world: highway-env traffic on procedurally built surroundings, rendered per
+frame as Occ3D-style semantic occupancy, a LiDAR visibility mask, a ray-cast LiDAR sweep, the
+ego pose and the agents' boxes. See worldmodels/data/README.md.
+
+    from worldmodels.data.driving import DrivingSequences, ensure_dataset
+    folder = ensure_dataset("debug")             # makes data/driving/debug/ on first use
+    clip = DrivingSequences("train", seq_len=8)[0]
+    clip["occupancy"].shape                      # (8, 64, 64, 8) uint8
+"""
+
+from worldmodels.data.driving.config import (
+    KITTI_HDL64,
+    PRESETS,
+    DatasetConfig,
+    GridConfig,
+    LidarConfig,
+    Preset,
+    get_preset,
+)
+from worldmodels.data.driving.dataset import DrivingSequences
+from worldmodels.data.driving.generate import (
+    SHARD_KEYS,
+    benchmark,
+    dataset_plan,
+    ensure_dataset,
+    generate_sequence,
+    load_manifest,
+    read_shard,
+)
+from worldmodels.data.driving.traffic import META_ACTIONS, SCENARIOS
+
+__all__ = [
+    "KITTI_HDL64",
+    "META_ACTIONS",
+    "PRESETS",
+    "SCENARIOS",
+    "SHARD_KEYS",
+    "DatasetConfig",
+    "DrivingSequences",
+    "GridConfig",
+    "LidarConfig",
+    "Preset",
+    "benchmark",
+    "dataset_plan",
+    "ensure_dataset",
+    "generate_sequence",
+    "get_preset",
+    "load_manifest",
+    "read_shard",
+]

@@ -1,0 +1,340 @@
+"""Make driving sequences and store them as a dataset of compressed shards with a manifest.
+
+`generate_sequence(scenario, seed, preset)` runs the whole engine for one sequence and returns
+its arrays; `ensure_dataset(preset)` makes every sequence of a preset once (resuming an
+interrupted run) and returns the folder `<repo>/data/driving/<preset>/`:
+
+    manifest.json                  settings, their fingerprint, one entry per sequence
+    train/<scenario>-<seed>.npz    one shard per sequence (a zip of .npy arrays, see SHARD_KEYS)
+    val/...  heldout/...
+
+Shards are written to a temporary name and renamed, so a shard that exists is complete, and
+their bytes depend only on (preset, scenario, seed): zip entries carry a fixed timestamp.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import time
+import zipfile
+import zlib
+from collections import defaultdict
+from contextlib import contextmanager
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from worldmodels.data.driving import lidar, pedestrians, scene, traffic, world
+from worldmodels.data.driving.config import ENGINE_VERSION, Preset, get_preset
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+DATA_ROOT = REPO_ROOT / "data" / "driving"
+SPLIT_SEED_BASE = {"train": 0, "val": 10_000, "heldout": 20_000}
+MAX_ATTEMPTS = 8  # re-simulate a sequence (new highway-env seed) if the ego crashes
+RANGE_UNIT = 0.002  # m per step of the stored LiDAR range (noise is 2 cm; max 131 m)
+
+# Arrays in a shard (T frames): shape, dtype, meaning. Frames: see config.py.
+SHARD_KEYS = {
+    "occupancy": "(T, X, Y, Z) uint8 Occ3D class per voxel, 17 = free; ego frame",
+    "visibility": "(T, X, Y, Z) bool voxel crossed by a returned LiDAR ray (mask_lidar)",
+    "ego_pose": "(T, 4, 4) float64 world-from-ego transform, metres",
+    "ego_speed": "(T,) float32 m/s",
+    "actions": "(T,) int64 meta-action applied after frame t: 0 LANE_LEFT, 1 IDLE, "
+    "2 LANE_RIGHT, 3 FASTER, 4 SLOWER (the last frame's is IDLE)",
+    "lidar_range": "(T, H, W) uint16 range from the sensor in RANGE_UNIT (2 mm), 0 = no return",
+    "lidar_label": "(T, H, W) uint8 class of the return, 255 = no return",
+    "box_count": "(T,) int32 boxes per frame; the box arrays hold the frames back to back",
+    "boxes": "(sum count, 7) float32 x, y, z, length, width, height (m), yaw (rad); ego frame",
+    "box_class": "(sum count,) uint8 Occ3D class",
+    "box_id": "(sum count,) int32 track id, stable over the sequence",
+    "scenario": "() str",
+    "seed": "() int64",
+    "attempt": "() int64 how many re-simulations it took (the ego crashed before)",
+    "crashed": "() bool the ego crashed even after MAX_ATTEMPTS (then kept as is)",
+}
+
+
+def _rng(seed: int, scenario: str, stream: int, *more: int) -> np.random.Generator:
+    """An independent random stream per (sequence, purpose)."""
+    return np.random.default_rng([seed, zlib.crc32(scenario.encode()), stream, *more])
+
+
+@contextmanager
+def _timed(timings: dict | None, key: str):
+    """Add the CPU seconds of the block to timings[key] (CPU time: the machine is shared)."""
+    start = time.process_time()
+    yield
+    if timings is not None:
+        timings[key] += time.process_time() - start
+
+
+def simulate_safely(scenario: traffic.Scenario, seed: int, preset: Preset):
+    """Simulate; if the ego crashes or leaves the road, retry with the next highway-env seed."""
+    data = preset.data
+    for attempt in range(MAX_ATTEMPTS):
+        record = traffic.simulate(
+            scenario, seed * 16 + attempt, data.frames, data.frame_rate, data.simulation_rate
+        )
+        if not (record.crashed or record.off_road):
+            break
+    return record, attempt
+
+
+def generate_sequence(scenario: str, seed: int, preset: str | Preset, timings=None) -> dict:
+    """All arrays of one sequence (see SHARD_KEYS). Same arguments, same arrays.
+
+    timings: an optional defaultdict(float) that receives CPU seconds per stage.
+    """
+    preset = get_preset(preset)
+    spec = traffic.get_scenario(scenario)
+    with _timed(timings, "traffic"):
+        record, attempt = simulate_safely(spec, seed, preset)
+    with _timed(timings, "world"):
+        static, walkers = build_surroundings(spec, record, seed, preset)
+    frames = [
+        _render_frame(static, record, walkers, t, preset, _rng(seed, scenario, 3, t), timings)
+        for t in range(preset.data.frames)
+    ]
+    out = {key: np.stack([f[key] for f in frames]) for key in frames[0] if key != "boxes"}
+    out.update(_pack_boxes([f["boxes"] for f in frames]))
+    out["ego_speed"] = record.ego_speed.astype(np.float32)
+    out["actions"] = record.actions
+    out["scenario"] = np.array(scenario)
+    out["seed"] = np.array(seed, dtype=np.int64)
+    out["attempt"] = np.array(attempt, dtype=np.int64)
+    out["crashed"] = np.array(record.crashed or record.off_road)
+    return out
+
+
+def build_surroundings(spec: traffic.Scenario, record, seed: int, preset: Preset):
+    """The static world over the area the ego's LiDAR reaches during the sequence, and the
+    pedestrians of urban scenes (a list of agents per frame)."""
+    margin = preset.raster_half_extent * np.sqrt(2) + 2.0  # the raster's corners, any heading
+    box_min, box_max = record.ego_xy.min(0) - margin, record.ego_xy.max(0) + margin
+    lanes = traffic.lane_samples_in(record.lanes, box_min, box_max, preset.fine_cell / 2)
+    rng = _rng(seed, spec.name, 1)
+    static = world.build_world(
+        lanes, record.obstacles, spec.style, box_min, box_max, preset.fine_cell, rng
+    )
+    frames, dt = preset.data.frames, 1 / preset.data.frame_rate
+    if spec.style != "urban":
+        return static, [[] for _ in range(frames)]
+    walkers = pedestrians.walk(static, lanes, record.ego_xy, frames, dt, _rng(seed, spec.name, 2))
+    return static, walkers
+
+
+def _pack_boxes(per_frame: list[tuple]) -> dict:
+    """Boxes of all frames back to back, with a count per frame."""
+    return {
+        "box_count": np.array([len(boxes) for boxes, _, _ in per_frame], dtype=np.int32),
+        "boxes": np.concatenate([b for b, _, _ in per_frame]).astype(np.float32),  # (n, 7)
+        "box_class": np.concatenate([c for _, c, _ in per_frame]).astype(np.uint8),
+        "box_id": np.concatenate([i for _, _, i in per_frame]).astype(np.int32),
+    }
+
+
+def _render_frame(static, record, walkers, t, preset: Preset, rng, timings) -> dict:
+    """Raster, voxels, LiDAR and boxes of frame t."""
+    xy, yaw = record.ego_xy[t], record.ego_yaw[t]
+    agents = record.agents[t] + walkers[t]
+    with _timed(timings, "raster+voxels"):
+        raster = scene.ego_raster(static, xy, yaw, agents, preset)
+        voxels = scene.voxelize(raster, preset)
+    with _timed(timings, "lidar"):
+        sweep = lidar.lidar_sweep(raster, voxels, preset, rng)
+    reach = preset.raster_half_extent
+    boxes = np.array([scene.agent_box_ego(a, xy, yaw) for a in agents] or np.zeros((0, 7)))
+    seen = np.all(np.abs(boxes[:, :2]) < reach, axis=1)
+    classes = np.array([a.class_id for a in agents], dtype=np.uint8)
+    ids = np.array([a.agent_id for a in agents], dtype=np.int32)
+    return {
+        "occupancy": voxels.semantics,
+        "visibility": sweep.visibility,
+        "ego_pose": scene.ego_pose(xy, yaw),
+        "lidar_range": np.round(sweep.range / RANGE_UNIT).astype(np.uint16),
+        "lidar_label": sweep.label,
+        "boxes": (boxes[seen], classes[seen], ids[seen]),
+    }
+
+
+# ----------------------------------------------------------------------------- shards
+
+
+def write_shard(path: Path, arrays: dict) -> None:
+    """Write arrays as a zip of .npy files (deflate), atomically and byte-reproducibly."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
+        for name in sorted(arrays):
+            buffer = io.BytesIO()
+            np.lib.format.write_array(buffer, np.asarray(arrays[name]), allow_pickle=False)
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, buffer.getvalue())
+    os.replace(tmp, path)
+
+
+def read_shard(path: Path, keys=None) -> dict:
+    """Arrays of a shard (all, or only `keys`)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"driving shard {path} does not exist")
+    with np.load(path, allow_pickle=False) as data:
+        return {k: data[k] for k in (keys or data.files)}
+
+
+# ----------------------------------------------------------------------------- dataset
+
+
+@dataclass(frozen=True)
+class SequenceSpec:
+    split: str
+    scenario: str
+    seed: int
+
+    @property
+    def file(self) -> str:
+        return f"{self.split}/{self.scenario}-{self.seed:05d}.npz"
+
+
+def dataset_plan(preset: Preset) -> list[SequenceSpec]:
+    """Every sequence of a preset: train and val share scenarios (disjoint seeds); the held-out
+    scenario only appears in "heldout"."""
+    data = preset.data
+    plan = []
+    for split, per_scenario in (("train", data.train_per_scenario), ("val", data.val_per_scenario)):
+        for scenario in data.scenarios:
+            base = SPLIT_SEED_BASE[split]
+            plan += [SequenceSpec(split, scenario, base + k) for k in range(per_scenario)]
+    base = SPLIT_SEED_BASE["heldout"]
+    plan += [
+        SequenceSpec("heldout", data.heldout_scenario, base + k)
+        for k in range(data.heldout_sequences)
+    ]
+    return plan
+
+
+def dataset_root(preset: str | Preset, root: str | Path | None = None) -> Path:
+    return Path(root) if root is not None else DATA_ROOT / get_preset(preset).name
+
+
+def _make_one(args) -> dict:
+    spec, preset, folder = args
+    path = Path(folder) / spec.file
+    if not path.exists():
+        write_shard(path, generate_sequence(spec.scenario, spec.seed, preset))
+    meta = read_shard(path, ["attempt", "crashed", "box_count"])
+    return {
+        "file": spec.file,
+        "split": spec.split,
+        "scenario": spec.scenario,
+        "seed": spec.seed,
+        "frames": len(meta["box_count"]),
+        "attempt": int(meta["attempt"]),
+        "crashed": bool(meta["crashed"]),
+    }
+
+
+def _write_json(path: Path, content: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(content, indent=1, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+def ensure_dataset(
+    preset: str | Preset = "debug",
+    root: str | Path | None = None,
+    workers: int | None = None,
+    progress: bool = True,
+) -> Path:
+    """Make the preset's dataset unless it is already complete; return its folder.
+
+    An interrupted run resumes (finished shards are kept). A folder made with other settings
+    raises ValueError rather than mixing two datasets. workers: processes (default: 2 or the
+    CPU count if smaller)."""
+    preset = get_preset(preset)
+    folder = dataset_root(preset, root)
+    manifest_path = folder / "manifest.json"
+    settings = {
+        "engine_version": ENGINE_VERSION,
+        "fingerprint": preset.fingerprint(),
+        "preset": preset.to_dict(),
+    }
+    if manifest_path.exists():
+        _check_settings(manifest_path, settings)
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    settings_path = folder / "settings.json"
+    if settings_path.exists():
+        _check_settings(settings_path, settings)
+    else:
+        _write_json(settings_path, settings)
+    plan = dataset_plan(preset)
+    workers = workers or min(2, os.cpu_count() or 1)
+    jobs = [(spec, preset, str(folder)) for spec in plan]
+    bar = tqdm(total=len(plan), desc=f"driving/{preset.name}", unit="seq", disable=not progress)
+    entries = []
+    if workers > 1:
+        with get_context("spawn").Pool(workers) as pool:
+            for entry in pool.imap(_make_one, jobs):
+                entries.append(entry)
+                bar.update()
+    else:
+        for job in jobs:
+            entries.append(_make_one(job))
+            bar.update()
+    bar.close()
+    _write_json(manifest_path, {**settings, "sequences": entries})
+    return folder
+
+
+def _check_settings(path: Path, settings: dict) -> None:
+    found = json.loads(path.read_text())
+    if found.get("fingerprint") != settings["fingerprint"]:
+        raise ValueError(
+            f"{path} was made with other settings (fingerprint {found.get('fingerprint')}, "
+            f"expected {settings['fingerprint']}); delete {path.parent} or pass another root"
+        )
+
+
+def load_manifest(folder: str | Path) -> dict:
+    path = Path(folder) / "manifest.json"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} not found: make the dataset with ensure_dataset() or "
+            "`uv run python -m worldmodels.data.driving --preset <name>`"
+        )
+    return json.loads(path.read_text())
+
+
+def benchmark(preset: str | Preset, sequences: int, frames: int | None = None) -> dict:
+    """Time generate_sequence on `sequences` sequences (cycling through the scenarios, seeds
+    from 90_000) in this process: wall and CPU seconds, frames per second of each, and CPU
+    seconds per stage. On a shared machine the CPU figures are the stable ones."""
+    preset = get_preset(preset)
+    if frames is not None:
+        from dataclasses import replace
+
+        preset = replace(preset, data=replace(preset.data, frames=frames))
+    names = (*preset.data.scenarios, preset.data.heldout_scenario)
+    timings: dict = defaultdict(float)
+    start, cpu_start = time.perf_counter(), time.process_time()
+    for k in range(sequences):
+        generate_sequence(names[k % len(names)], 90_000 + k, preset, timings)
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+    total = sequences * preset.data.frames
+    return {
+        "preset": preset.name,
+        "sequences": sequences,
+        "frames": total,
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "frames_per_s": total / wall,
+        "frames_per_cpu_s": total / cpu,
+        "stages_cpu_s": dict(timings),
+    }
