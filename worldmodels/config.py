@@ -45,7 +45,7 @@ class RunConfig:
     lr: float = 1e-3  # peak learning rate, reached after warmup
     min_lr_ratio: float = 0.1  # the cosine decays to lr * min_lr_ratio at the last step
     warmup_steps: int = 100
-    weight_decay: float = 0.01  # AdamW, applied to matrices only (not norms, biases, embeddings)
+    weight_decay: float = 0.01  # AdamW, on weights and embeddings (not norms and biases)
     beta1: float = 0.9
     beta2: float = 0.99
     grad_clip: float = 1.0  # max global gradient norm; 0 disables clipping

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
-from tqdm.auto import tqdm
+from tqdm import tqdm  # a text bar: readable in terminals and in stored notebooks alike
 
 from worldmodels.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint, unwrap
 from worldmodels.config import RunConfig
@@ -85,7 +85,10 @@ class LossModule(nn.Module):
 
 
 def build_optimizer(model: nn.Module, run: RunConfig, device: torch.device) -> torch.optim.AdamW:
-    """AdamW; weight decay on matrices only (decaying gains and biases only hurts)."""
+    """AdamW; weight decay on tensors of 2+ dims (weights, embeddings), not on gains and biases.
+
+    Decaying a norm's gain or a bias only pulls it towards 0 without regularising anything.
+    """
     params = [p for p in model.parameters() if p.requires_grad]
     groups = [
         {"params": [p for p in params if p.ndim >= 2], "weight_decay": run.weight_decay},
@@ -177,6 +180,7 @@ def train(
         disable=not (run.progress and runtime.is_main),
         desc=out_dir.name,
         dynamic_ncols=True,
+        mininterval=1.0,
     )
 
     def run_eval(step: int) -> None:
