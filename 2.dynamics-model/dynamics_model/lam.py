@@ -8,7 +8,9 @@ what the past does not determine, which in a game is mostly what the player did.
 codes become actions, learned without a single label.
 
     encoder:  frames x_1..x_T --PatchEmbed + ST-transformer (causal in time)--> z (T, N, D)
-              a_t = VQ( W [mean_n z_t ; mean_n z_{t+1}] )       one of 8 codes per t -> t+1
+              c_t = PatchEmbed'(x_{t+1} - x_t)                 (N, D), zero where nothing moved
+              h_t^n = MLP([z_t^n ; z_{t+1}^n ; c_t^n])          per position n
+              a_t = VQ( W sum_n softmax_n(s(h_t^n)) h_t^n )    one of 8 codes per t -> t+1
     decoder:  frames x_1..x_{T-1} --PatchEmbed + ST-transformer (causal)-->  x̂_2..x̂_T,
               with the code a_t (projected to D) added to every token of frame t
     loss:     mean ||x̂_{t+1} - x_{t+1}||^2  +  VQ loss (codebook + beta * commitment)
@@ -16,6 +18,19 @@ codes become actions, learned without a single label.
 The bottleneck is what makes this work: 8 codes carry 3 bits per transition, far too few to
 describe the next frame, just enough to say which way the player moved. The decoder sees
 the true past frames, so it never needs the code for anything else.
+
+Departure from Genie, and why. Genie's LAM encoder is an ST-transformer over the past and
+the next frame, and the paper does not say how its outputs become one vector per
+transition. Here the first version mean-pooled every frame's tokens and compared the two
+means, and it never learned: on MovingSprites (32x32, a 4-pixel player among 64 tokens)
+every clip went to the same code, NMI(latent, true action) ~ 0. The player's move changes
+one or two tokens; the mean over all tokens dilutes it by ~1/N under the features of the
+static background, and the encoder has no gradient signal to find it before the decoder
+learns to do without the hint. So the action is read where the change is: position by
+position, from both frames' features and from the embedded pixel difference (exactly zero on
+a static background), and pooled with learned attention weights, which can put all the
+weight on the tokens that moved. The ST-transformer stays, so the action can still use
+the past (e.g. to tell the player's move from a sprite's predictable drift).
 
 After training only the encoder is kept to label videos with latent actions (the dynamics
 model is then trained on them); `decode_with_actions` shows what each code does.
@@ -73,8 +88,15 @@ class LatentActionModel(nn.Module):
         self.encoder = SpatioTemporalTransformer(
             D, config.encoder_depth, config.heads, config.mlp_ratio, causal_time=True
         )
+        # the change x_{t+1} - x_t, patch by patch: exactly zero wherever nothing moved
+        self.change_embed = PatchEmbed(C, p, D)
+        # per position n: [z_t^n ; z_{t+1}^n ; embed(x_{t+1} - x_t)^n] -> what happened here
+        self.token_change = nn.Sequential(
+            nn.LayerNorm(3 * D), nn.Linear(3 * D, D), nn.GELU(), nn.Linear(D, D)
+        )
+        self.change_score = nn.Linear(D, 1)  # how much position n tells about the action
         self.to_action = nn.Sequential(
-            nn.Linear(2 * D, config.action_dim),  # [z_t ; z_{t+1}] -> E
+            nn.Linear(D, config.action_dim),
             # unit scale per channel, like the N(0, 1) codebook: on a small-scale latent the
             # code of smallest norm would be nearest to every input, and the others die
             nn.RMSNorm(config.action_dim, elementwise_affine=False),
@@ -103,15 +125,21 @@ class LatentActionModel(nn.Module):
     def encode_actions(self, frames: torch.Tensor) -> torch.Tensor:
         """frames (B, T, C, H, W) in [0, 1] -> continuous latent actions (B, T-1, E).
 
-        The causal encoder's output at frame t+1 has seen frames <= t+1; the action of
-        t -> t+1 reads the mean token of frame t and of frame t+1 side by side.
+        The causal encoder's output at frame t+1 has seen frames <= t+1. The action of
+        t -> t+1 is read position by position from z_t, z_{t+1} and the embedded pixel
+        change x_{t+1} - x_t, then pooled with attention weights over positions, so that
+        the few tokens where something moved are not averaged away by the static rest.
         """
         self._check_frames(frames, min_frames=2)
         z = self.encoder_position(self.encoder_embed(frames))  # (B, T, N, D)
         z = self.encoder(z)  # (B, T, N, D)
-        pooled = reduce(z, "b t n d -> b t d", "mean")  # (B, T, D)
-        pairs = torch.cat([pooled[:, :-1], pooled[:, 1:]], dim=-1)  # (B, T-1, 2D): (t, t+1)
-        return self.to_action(pairs)  # (B, T-1, E)
+        change = self.change_embed(frames[:, 1:] - frames[:, :-1])  # (B, T-1, N, D)
+        per_token = torch.cat([z[:, :-1], z[:, 1:], change], dim=-1)  # (B, T-1, N, 3D)
+        h = self.token_change(per_token)  # (B, T-1, N, D)
+        # attention pooling: a_n = softmax_n(s(h_n)), pooled = sum_n a_n h_n
+        weights = torch.softmax(self.change_score(h), dim=2)  # (B, T-1, N, 1)
+        pooled = reduce(weights * h, "b t n d -> b t d", "sum")  # (B, T-1, D)
+        return self.to_action(pooled)  # (B, T-1, E)
 
     def decode(self, frames_past: torch.Tensor, action_codes: torch.Tensor) -> torch.Tensor:
         """Predict x_{t+1} for every frame x_t of frames_past (B, T, C, H, W), given the
