@@ -1,0 +1,147 @@
+"""train.py and validate.py end to end on a tiny Atari recording and a tiny tokenizer.
+
+The tokenizer has random weights (its tokens are still a fixed function of each frame, which
+is all the dynamics models need here); the recording is two games, a few dozen steps each,
+at 32x32, so a 4x4 token grid with K = 16 codes.
+"""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from dynamics_model.experiment import random_future_actions
+from dynamics_model.tokens import TokenClips, load_tokenizer, tokenize_frames
+from video_tokenizer.experiment import Config as TokenizerRunConfig
+from video_tokenizer.model import TokenizerConfig, VideoTokenizer
+
+from worldmodels.checkpoint import CheckpointError, save_checkpoint
+from worldmodels.config import ConfigError, to_dict
+from worldmodels.data import atari
+from worldmodels.data.atari import AtariClips, AtariConfig
+from worldmodels.runlog import read_log
+
+CHAPTER = Path(__file__).resolve().parent.parent
+TINY_ATARI = AtariConfig(
+    games=("Pong", "Breakout"),
+    heldout_game=None,
+    train_episodes=2,
+    val_episodes=1,
+    max_steps=40,
+    frame_size=32,
+)
+
+
+def load_script(name):
+    spec = importlib.util.spec_from_file_location(f"ch2_{name}", CHAPTER / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """(tokenizer folder, data root) with the "tiny" Atari preset registered meanwhile."""
+    root = tmp_path_factory.mktemp("ch2")
+    torch.manual_seed(0)
+    model_config = TokenizerConfig(
+        image_size=32, patch=8, dim=16, heads=2, encoder_depth=1, decoder_depth=1,
+        fsq_levels=(4, 4), max_frames=4,
+    )  # fmt: skip
+    tokenizer = VideoTokenizer(model_config)
+    torch.nn.init.normal_(tokenizer.head.proj.weight, std=0.1)  # decode to varied frames
+    config = to_dict(TokenizerRunConfig(model=model_config))
+    save_checkpoint(root / "tokenizer", 0, tokenizer, None, config)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(atari.PRESETS, "tiny", TINY_ATARI)
+        yield root / "tokenizer", root / "data"
+
+
+def tiny_args(world, out, kind):
+    tokenizer, data = world
+    return [
+        f"--kind={kind}", f"--tokenizer={tokenizer}", f"--root={data}", "--atari_preset=tiny",
+        f"--out_dir={out}", "--progress=false", "--batch_size=8", "--lr=3e-3",
+        "--warmup_steps=5", "--log_every=5", "--eval_clips=16", "--rollout_clips=4",
+        "--horizon=2", "--maskgit.dim=32", "--maskgit.depth=1", "--maskgit.heads=2",
+        "--ar.dim=32", "--ar.depth=1", "--ar.heads=2", "--lam.dim=32", "--lam.heads=2",
+        "--encoder_depth=1", "--decoder_depth=1", "--maskgit_steps=2",
+    ]  # fmt: skip
+
+
+def test_token_clips_match_frames_and_cache(world):
+    tokenizer_dir, data = world
+    clips = TokenClips("val", 3, tokenizer_dir, "tiny", with_frames=True, root=data)
+    frames = AtariClips("val", 3, TINY_ATARI, root=data / "atari", progress=False)
+    assert len(clips) == len(frames) == sum(n - 2 for n in frames.episode_lengths)
+    tokenizer, _ = load_tokenizer(tokenizer_dir)
+    for i in (0, len(clips) - 1):
+        item, truth = clips[i], frames[i]
+        assert torch.equal(item["frames"], truth["frames"])
+        assert torch.equal(item["actions"], truth["actions"])
+        assert item["game"] == truth["game"]
+        assert item["tokens"].shape == (3, 4, 4) and item["tokens"].dtype == torch.int64
+        assert torch.equal(item["tokens"], tokenize_frames(tokenizer, truth["frames"]))
+    # the cache holds tensors only, and a second dataset reads it instead of re-tokenising
+    cache = torch.load(clips.cache_file, weights_only=True)
+    assert cache["tokens"].shape[0] == sum(frames.episode_lengths)
+    stamp = clips.cache_file.stat().st_mtime_ns
+    again = TokenClips("val", 5, tokenizer_dir, "tiny", root=data)
+    assert again.cache_file == clips.cache_file and stamp == clips.cache_file.stat().st_mtime_ns
+    assert torch.equal(again[0]["tokens"][:3], clips[0]["tokens"])
+
+
+def test_random_future_actions_keep_context_and_game_sets():
+    actions = torch.zeros(2, 6, dtype=torch.long)
+    games = torch.tensor([0, 1])
+    sets = {0: torch.tensor([3, 4]), 1: torch.tensor([7])}
+    shuffled = random_future_actions(actions, games, sets, C=3)
+    assert torch.equal(shuffled[:, :2], actions[:, :2])  # actions between context frames
+    assert set(shuffled[0, 2:].tolist()) <= {3, 4} and shuffled[1, 2:].tolist() == [7] * 4
+
+
+@pytest.mark.parametrize("kind", ["maskgit", "ar", "lam"])
+def test_train_then_validate(world, tmp_path, kind):
+    out = tmp_path / kind
+    result = load_script("train").main([*tiny_args(world, out, kind), "--steps=40"])
+    losses = [r["loss"] for r in read_log(out / "log.jsonl") if "loss" in r]
+    assert losses[-1] < 0.8 * losses[0], losses
+    assert result["step"] == 40
+    assert json.loads((out / "run.json").read_text())["config"]["kind"] == kind
+
+    metrics = load_script("validate").main(
+        [str(out), "--clips=16", "--rollout-clips=4", "--horizon=3", "--device=cpu"]
+    )
+    saved = json.loads((out / "validation" / "metrics.json").read_text())
+    assert saved["kind"] == kind
+    if kind == "lam":
+        assert 0 <= saved["nmi"] <= 1 and 0 <= saved["nmi_chance"] <= 1
+        assert (out / "validation" / "lam_confusion.png").exists()
+        return
+    expected = ["tf_ce_nats", "tf_ce_bits", "tf_accuracy", "unigram_ce_nats", "delta_psnr"]
+    expected += ["tf_action_gain_nats", "copy_last_token_accuracy", "tokenizer_psnr_h1"]
+    expected += [f"{name}_h{k}" for name in ("rollout_psnr", "copy_last_psnr") for k in (1, 3)]
+    assert set(expected) <= set(saved) and "rollout_psnr_h4" not in saved
+    assert saved["tf_ce_bits"] == pytest.approx(saved["tf_ce_nats"] / 0.693147, rel=1e-3)
+    assert saved["ms_per_frame"] > 0
+    # training must have learned something: below the uniform ln K = ln 16 = 2.77 nats
+    assert saved["tf_ce_nats"] < 2.7
+    for name in ("rollout.png", "rollout.gif", "psnr_vs_horizon.png"):
+        assert (out / "validation" / name).exists()
+    assert metrics[f"{out.name} ({kind})"]["kind"] == kind
+
+
+def test_bad_kind_key_and_paths(world, tmp_path):
+    train = load_script("train").main
+    with pytest.raises(ConfigError, match="unknown kind 'diffusion'"):
+        train([*tiny_args(world, tmp_path / "x", "diffusion"), "--steps=1"])
+    with pytest.raises(ConfigError, match="unknown config key 'stepz'"):
+        train([*tiny_args(world, tmp_path / "x", "ar"), "--stepz=3"])
+    with pytest.raises(ConfigError, match="vocab_size=5 contradicts the tokenizer"):
+        train([*tiny_args(world, tmp_path / "x", "ar"), "--ar.vocab_size=5"])
+    missing = tmp_path / "no-tokenizer"
+    with pytest.raises(FileNotFoundError, match=str(missing)):
+        train([*tiny_args(world, tmp_path / "x", "ar"), f"--tokenizer={missing}"])
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        load_script("validate").main([str(tmp_path / "nothing")])

@@ -1,0 +1,71 @@
+"""Train one of chapter 2's models on Atari tokens: MaskGIT dynamics, the AR baseline or the LAM.
+
+    uv run 2.dynamics-model/train.py --kind=maskgit           # debug preset: CPU, minutes
+    uv run 2.dynamics-model/train.py --kind=ar
+    uv run 2.dynamics-model/train.py --kind=lam
+    uv run 2.dynamics-model/train.py --kind=maskgit --preset prototype     # one GPU
+    uv run torchrun --nproc_per_node=8 2.dynamics-model/train.py --kind=maskgit --preset paper
+    uv run 2.dynamics-model/train.py --kind=ar --steps=500 --ar.dim=64 --temperature=1  # any key
+
+Frames are tokenised once by chapter 1's tokenizer (`--tokenizer=DIR`, default its committed
+`pretrained/`) and cached under `data/tokens/`. Writes `runs/2.dynamics-model/<kind>-<preset>/`:
+checkpoints (safetensors), `log.jsonl`, `run.json` (config, command, commit, machine) and
+`samples/` rollout strips (real / generated rows).
+"""
+
+from dynamics_model.experiment import (
+    CHAPTER_DIR,
+    PRESETS,
+    Evaluator,
+    build_datasets,
+    build_model,
+    complete_config,
+    load_tokenizer,
+    loss_fn_for,
+)
+
+from worldmodels.config import format_config, parse_config, to_dict
+from worldmodels.runtime import setup_runtime, teardown_runtime
+from worldmodels.trainer import default_out_dir, train
+
+
+def main(argv=None) -> dict:
+    config, preset = parse_config(PRESETS, argv)
+    runtime = setup_runtime(config.run.device, config.run.dtype, config.run.seed)
+    tokenizer, _ = load_tokenizer(config.data.tokenizer, runtime.device)
+    config = complete_config(config, tokenizer)  # checks kind; sizes from the tokenizer
+    out_dir = default_out_dir(CHAPTER_DIR, f"{config.kind}-{preset}", config.run)
+    if runtime.is_main:
+        print(
+            f"{config.kind}, preset {preset} on {runtime.device} ({runtime.dtype}), "
+            f"writing to {out_dir}"
+        )
+        print(format_config(config))
+
+    datasets = build_datasets(config, progress=runtime.is_main)
+    model = build_model(config)
+    if runtime.is_main:
+        params = sum(p.numel() for p in model.parameters())
+        print(
+            f"{params / 1e6:.2f} M parameters; train clips: {len(datasets['train'])}, "
+            f"held-out clips: {len(datasets['val'])}"
+        )
+    evaluator = Evaluator(config, datasets, tokenizer, out_dir) if runtime.is_main else None
+    result = train(
+        model,
+        loss_fn_for(config.kind),
+        datasets["train"],
+        config.run,
+        runtime,
+        out_dir,
+        to_dict(config),
+        evaluate=evaluator,
+    )
+    if runtime.is_main:
+        print({k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()})
+    teardown_runtime(runtime)
+    return result
+
+
+if __name__ == "__main__":
+    main()

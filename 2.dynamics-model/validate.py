@@ -1,0 +1,176 @@
+"""Score trained chapter-2 models on held-out episodes and draw what they do.
+
+    uv run 2.dynamics-model/validate.py                         # the three debug runs
+    uv run 2.dynamics-model/validate.py runs/2.dynamics-model/maskgit-debug --temperature=1
+    uv run 2.dynamics-model/validate.py RUN [RUN ...] --figures 2.dynamics-model/figures
+
+Each run's saved config says its kind. MaskGIT and AR runs are scored by teacher-forced
+cross-entropy (beside the unigram baseline), rollout PSNR 1..8 frames ahead (beside copying
+the last frame, in pixels and through the tokenizer, and the tokenizer's ceiling), ΔtPSNR
+(true minus random actions, overall and per game) and sampling time per frame; LAM runs by
+the NMI of latent vs true actions (beside shuffled labels). Prints one markdown table with a
+column per run and writes into `<run>/validation/`:
+  metrics.json          every number
+  rollout.png           real / generated rows, one clip per game
+  rollout.gif           real (left) and generated (right), one clip per game stacked
+  psnr_vs_horizon.png   PSNR against frames ahead, with the baselines
+  lam_confusion.png     P(latent action | true action) per game (LAM runs)
+`--figures DIR` also copies the pictures there as `<kind>_<name>` (the README's figures).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+
+import torch
+from dynamics_model.experiment import (
+    CHAPTER_DIR,
+    KINDS,
+    MAX_HORIZON,
+    Config,
+    Evaluator,
+    build_datasets,
+    build_model,
+    generated_strip_frames,
+    load_tokenizer,
+    plot_confusion,
+    plot_psnr_vs_horizon,
+    save_rollout_strip,
+)
+
+from worldmodels.checkpoint import find_checkpoint, load_weights, read_json, write_json_atomic
+from worldmodels.config import from_dict
+from worldmodels.data.atari import ACTION_MEANINGS
+from worldmodels.runtime import pick_device, seed_everything
+from worldmodels.viz.frames import side_by_side_gif
+
+RUNS_DIR = CHAPTER_DIR.parent / "runs" / CHAPTER_DIR.name
+
+
+def load_run(path: Path | str, device: str = "cpu") -> tuple[torch.nn.Module, Config, Path]:
+    """Rebuild a run's model from its checkpoint's config.json; returns (model, config, step)."""
+    step_dir = find_checkpoint(Path(path))
+    config = from_dict(Config, read_json(step_dir / "config.json"))
+    model = build_model(config)
+    load_weights(step_dir, model)
+    return model.to(pick_device(device)).eval(), config, step_dir
+
+
+def validate_run(path: Path | str, args: argparse.Namespace) -> dict:
+    """Full held-out evaluation of one run; writes its metrics.json and pictures."""
+    seed_everything(0)
+    model, config, step_dir = load_run(path, args.device)
+    sample = config.sample
+    if args.temperature is not None:
+        sample = dataclasses.replace(sample, temperature=args.temperature)
+    if args.maskgit_steps is not None:
+        sample = dataclasses.replace(sample, maskgit_steps=args.maskgit_steps)
+    config = dataclasses.replace(config, sample=sample)
+    tokenizer, _ = load_tokenizer(config.data.tokenizer, next(model.parameters()).device)
+    out_dir = step_dir.parent.parent / "validation"
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    datasets = build_datasets(config, progress=False)
+    evaluator = Evaluator(
+        config,
+        datasets,
+        tokenizer,
+        full=True,
+        horizon=args.horizon,
+        eval_clips=args.clips,
+        rollout_clips=args.rollout_clips,
+    )
+    with torch.no_grad():
+        scores = evaluator(model, step=0)
+    pictures = []
+    if config.kind == "lam":
+        pictures.append(out_dir / "lam_confusion.png")
+        plot_confusion(
+            evaluator.last_lam, datasets["val"].game_names, ACTION_MEANINGS, pictures[-1]
+        )
+    else:
+        pictures.append(out_dir / "rollout.png")
+        save_rollout_strip(
+            evaluator.last,
+            pictures[-1],
+            f"{config.kind}: real / generated, {config.data.context_frames} context frames "
+            f"then {evaluator.horizon} generated (held-out episodes)",
+        )
+        real, generated = generated_strip_frames(evaluator.last)
+        pictures.append(side_by_side_gif(real, generated, out_dir / "rollout.gif", fps=4, scale=2))
+        pictures.append(out_dir / "psnr_vs_horizon.png")
+        plot_psnr_vs_horizon({config.kind: scores}, pictures[-1])
+    metrics = {
+        "kind": config.kind,
+        "checkpoint": str(step_dir),
+        "clips": args.clips,
+        "rollout_clips": args.rollout_clips,
+        **({} if config.kind == "lam" else {"temperature": sample.temperature}),
+        **({"maskgit_steps": sample.maskgit_steps} if config.kind == "maskgit" else {}),
+        **{k: round(v, 4) for k, v in scores.items()},
+    }
+    write_json_atomic(out_dir / "metrics.json", metrics)
+    metrics["pictures"] = [str(p) for p in pictures]
+    return metrics
+
+
+def markdown_table(results: dict[str, dict]) -> str:
+    """One row per metric, one column per run; '-' where a run has no such metric."""
+    keys: list[str] = []
+    for metrics in results.values():
+        keys += [k for k, v in metrics.items() if isinstance(v, float) and k not in keys]
+    lines = ["| metric | " + " | ".join(results) + " |", "|---|" + "---|" * len(results)]
+    for key in keys:
+        cells = [
+            f"{m[key]:.3f}" if isinstance(m.get(key), float) else "-" for m in results.values()
+        ]
+        lines.append(f"| {key} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def default_runs() -> list[str]:
+    """The debug runs that exist (all three kinds), or the MaskGIT one to fail clearly on."""
+    runs = [RUNS_DIR / f"{kind}-debug" for kind in KINDS]
+    return [str(r) for r in runs if r.exists()] or [str(runs[0])]
+
+
+def main(argv=None) -> dict[str, dict]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("runs", nargs="*", help="run or checkpoint folders (default: debug runs)")
+    parser.add_argument("--clips", type=int, default=512, help="held-out clips for CE and NMI")
+    parser.add_argument("--rollout-clips", type=int, default=96, help="held-out clips rolled out")
+    parser.add_argument("--horizon", type=int, default=MAX_HORIZON, help="frames rolled out")
+    parser.add_argument("--temperature", type=float, default=None, help="override the run's")
+    parser.add_argument("--maskgit-steps", type=int, default=None, help="override the run's")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--figures", default=None, help="also copy the pictures to this folder")
+    args = parser.parse_args(argv)
+    if not 1 <= args.horizon <= MAX_HORIZON:
+        raise ValueError(f"--horizon must be in [1, {MAX_HORIZON}], got {args.horizon}")
+
+    results = {}
+    for run in args.runs or default_runs():
+        metrics = validate_run(run, args)
+        results[f"{Path(run).name} ({metrics['kind']})"] = metrics
+        print(f"{run}: metrics.json and pictures in {Path(metrics['pictures'][0]).parent}")
+    print()
+    print(markdown_table(results))
+    if args.figures:
+        figures = Path(args.figures)
+        figures.mkdir(parents=True, exist_ok=True)
+        for metrics in results.values():
+            for picture in metrics["pictures"]:
+                shutil.copy(picture, figures / f"{metrics['kind']}_{Path(picture).name}")
+        dynamics = {k: m for k, m in results.items() if m["kind"] != "lam"}
+        if dynamics:
+            plot_psnr_vs_horizon(dynamics, figures / "psnr_vs_horizon.png")
+    print(json.dumps({k: m["checkpoint"] for k, m in results.items()}, indent=2))
+    return results
+
+
+if __name__ == "__main__":
+    main()
