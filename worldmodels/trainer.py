@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import shutil
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -180,7 +181,9 @@ def train(
         disable=not (run.progress and runtime.is_main),
         desc=out_dir.name,
         dynamic_ncols=True,
-        mininterval=1.0,
+        # In a terminal the bar redraws in place; elsewhere (notebooks, logs) each redraw is a
+        # new line, so redraw rarely there.
+        mininterval=1.0 if sys.stderr.isatty() else 20.0,
     )
 
     def run_eval(step: int) -> None:
