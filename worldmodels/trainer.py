@@ -152,12 +152,16 @@ def train(
     if runtime.is_main:
         write_run_info(out_dir, config, runtime.device, resumed_from_step=start_step)
 
+    if run.compile:
+        # Compile the model's forward in place (methods such as `masking_loss` call it too).
+        # Compiling the LossModule wrapper instead returned a loss detached from the graph
+        # (torch 2.15, CPU), so the model is what gets compiled.
+        model.compile()
     step_module: nn.Module = LossModule(model, loss_fn)
     if runtime.distributed:
         device_ids = [runtime.device.index] if runtime.device.type == "cuda" else None
         step_module = DistributedDataParallel(step_module, device_ids=device_ids)
-    if run.compile:
-        step_module = torch.compile(step_module)
+
     # float16 needs loss scaling to keep small gradients from flushing to zero; bf16 does not.
     scaler = torch.amp.GradScaler(enabled=runtime.dtype == torch.float16)
 

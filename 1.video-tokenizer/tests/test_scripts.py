@@ -20,15 +20,26 @@ def load_script(name):
     return module
 
 
-TINY = ["--source=sprites", "--image_size=32", "--dim=32", "--heads=2", "--encoder_depth=1",
-        "--decoder_depth=1", "--clip_len=3", "--batch_size=8", "--lr=3e-3", "--warmup_steps=5",
-        "--log_every=5", "--eval_clips=16", "--progress=false"]
+TINY = [
+    "--source=sprites",
+    "--image_size=32",
+    "--dim=32",
+    "--heads=2",
+    "--encoder_depth=1",
+    "--decoder_depth=1",
+    "--clip_len=3",
+    "--batch_size=8",
+    "--lr=3e-3",
+    "--warmup_steps=5",
+    "--log_every=5",
+    "--eval_clips=16",
+    "--progress=false",
+]
 
 
 def test_train_then_validate(tmp_path):
     out = tmp_path / "run"
-    result = load_script("train").main([*TINY, "--steps=60", "--eval_every=30",
-                                        f"--out_dir={out}"])
+    result = load_script("train").main([*TINY, "--steps=60", "--eval_every=30", f"--out_dir={out}"])
     log = read_log(out / "log.jsonl")
     losses = [r["loss"] for r in log if "loss" in r]
     assert losses[-1] < 0.5 * losses[0], losses
@@ -48,3 +59,13 @@ def test_bad_config_and_missing_checkpoint(tmp_path):
         load_script("train").main([*TINY, "--stepz=3"])
     with pytest.raises(CheckpointError, match="no checkpoint"):
         load_script("validate").main([str(tmp_path / "nothing")])
+
+
+def test_train_with_torch_compile(tmp_path):
+    """--compile goes through torch.compile and still trains (the loss keeps its graph)."""
+    out = tmp_path / "compiled"
+    load_script("train").main(
+        [*TINY, "--steps=10", "--eval_every=0", "--compile", f"--out_dir={out}"]
+    )
+    losses = [r["loss"] for r in read_log(out / "log.jsonl") if "loss" in r]
+    assert len(losses) == 2 and all(loss > 0 for loss in losses)
