@@ -71,7 +71,7 @@ def validate_run(path: Path | str, args: argparse.Namespace) -> dict:
         sample = dataclasses.replace(sample, maskgit_steps=args.maskgit_steps)
     config = dataclasses.replace(config, sample=sample)
     tokenizer, _ = load_tokenizer(config.data.tokenizer, next(model.parameters()).device)
-    out_dir = step_dir.parent.parent / "validation"
+    out_dir = step_dir.parent.parent / args.out_name
     out_dir.mkdir(parents=True, exist_ok=True)
 
     datasets = build_datasets(config, progress=False)
@@ -147,6 +147,12 @@ def main(argv=None) -> dict[str, dict]:
     parser.add_argument("--temperature", type=float, default=None, help="override the run's")
     parser.add_argument("--maskgit-steps", type=int, default=None, help="override the run's")
     parser.add_argument("--device", default="auto")
+    parser.add_argument(
+        "--out-name",
+        default="validation",
+        help="folder in the run for the results, e.g. to "
+        "keep a --temperature=1 study beside the default validation/",
+    )
     parser.add_argument("--figures", default=None, help="also copy the pictures to this folder")
     args = parser.parse_args(argv)
     if not 1 <= args.horizon <= MAX_HORIZON:
