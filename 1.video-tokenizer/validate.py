@@ -26,31 +26,21 @@ import matplotlib.pyplot as plt
 import torch
 from video_tokenizer.experiment import (
     CHAPTER_DIR,
-    Config,
     build_datasets,
     evaluate_sets,
     fixed_subset,
+    load_tokenizer,
     reconstruct,
     save_reconstructions,
     stack_clips,
 )
 from video_tokenizer.model import VideoTokenizer
 
-from worldmodels.checkpoint import find_checkpoint, load_weights, read_json, write_json_atomic
-from worldmodels.config import from_dict
+from worldmodels.checkpoint import find_checkpoint, read_json, write_json_atomic
 from worldmodels.metrics import CodebookStats
 from worldmodels.runlog import read_log
 from worldmodels.runtime import pick_device, seed_everything
 from worldmodels.viz.frames import frame_grid
-
-
-def load_tokenizer(path: Path | str, device: str = "cpu") -> tuple[VideoTokenizer, Config]:
-    """Rebuild the model from a checkpoint's config.json and load its weights."""
-    step_dir = find_checkpoint(Path(path))
-    config = from_dict(Config, read_json(step_dir / "config.json"))
-    model = VideoTokenizer(config.model)
-    load_weights(step_dir, model)
-    return model.to(pick_device(device)).eval(), config
 
 
 def noise_in(model: VideoTokenizer, num_clips: int, num_frames: int, path: Path) -> None:
@@ -130,7 +120,7 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
 
     seed_everything(0)
-    model, config = load_tokenizer(args.run, args.device)
+    model, config = load_tokenizer(args.run, pick_device(args.device))
     out_dir = find_checkpoint(Path(args.run)).parent.parent / "validation"
     out_dir.mkdir(parents=True, exist_ok=True)
     held_out = {name: ds for name, ds in build_datasets(config).items() if name != "train"}

@@ -16,7 +16,8 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from video_tokenizer.model import TokenizerConfig, VideoTokenizer
-from worldmodels.config import RunConfig
+from worldmodels.checkpoint import find_checkpoint, load_weights, read_json
+from worldmodels.config import RunConfig, from_dict
 from worldmodels.data.atari import PRESETS as ATARI_PRESETS
 from worldmodels.data.atari import AtariClips
 from worldmodels.data.synthetic import MovingSprites
@@ -156,17 +157,29 @@ def build_datasets(config: Config, progress: bool = True) -> dict[str, Dataset]:
             "val": torch.utils.data.Subset(videos, indices[cut:] or indices[-1:]),
         }
     if data.source == "sprites":  # synthetic moving squares: for tests and quick experiments
-        return {"train": MovingSprites(2048, data.clip_len, size=size, seed=0),
-                "val": MovingSprites(64, data.clip_len, size=size, seed=1)}
-    raise ValueError(
-        f"unknown data.source {data.source!r}; choose 'atari', 'folder' or 'sprites'"
-    )
+        return {
+            "train": MovingSprites(2048, data.clip_len, size=size, seed=0),
+            "val": MovingSprites(64, data.clip_len, size=size, seed=1),
+        }
+    raise ValueError(f"unknown data.source {data.source!r}; choose 'atari', 'folder' or 'sprites'")
 
 
 def fixed_subset(dataset: Dataset, count: int) -> list[int]:
     """`count` clip indices spread evenly over the dataset, the same at every evaluation."""
     count = min(count, len(dataset))
     return torch.linspace(0, len(dataset) - 1, count).round().long().tolist()
+
+
+def load_tokenizer(path: Path | str, device: str | torch.device = "cpu"):
+    """(VideoTokenizer in eval mode, its run Config) from a run, checkpoint or exported folder.
+
+    The model is rebuilt from the checkpoint's own config.json, so any preset loads.
+    """
+    step_dir = find_checkpoint(Path(path))
+    config = from_dict(Config, read_json(step_dir / "config.json"))
+    model = VideoTokenizer(config.model)
+    load_weights(step_dir, model)
+    return model.to(device).eval(), config
 
 
 # ----------------------------------------------------------------------------- training

@@ -25,10 +25,10 @@ from einops import rearrange
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 from video_tokenizer.experiment import Config as TokenizerRunConfig
+from video_tokenizer.experiment import load_tokenizer as load_chapter1_tokenizer
 from video_tokenizer.model import VideoTokenizer
 
-from worldmodels.checkpoint import find_checkpoint, load_weights, read_json
-from worldmodels.config import from_dict
+from worldmodels.checkpoint import find_checkpoint
 from worldmodels.data.atari import AtariClips, AtariConfig, resolve_config
 
 CHAPTER_DIR = Path(__file__).resolve().parent.parent
@@ -56,12 +56,9 @@ def load_tokenizer(
 
     Returns (model, its chapter-1 run config). "" loads `1.video-tokenizer/pretrained/`.
     """
-    step_dir = find_checkpoint(tokenizer_folder(path))
-    config = from_dict(TokenizerRunConfig, read_json(step_dir / "config.json"))
-    model = VideoTokenizer(config.model)
-    load_weights(step_dir, model)
+    model, config = load_chapter1_tokenizer(tokenizer_folder(path), device)
     model.requires_grad_(False)
-    return model.to(device).eval(), config
+    return model, config
 
 
 def tokenizer_digest(path: str | Path = "") -> str:
