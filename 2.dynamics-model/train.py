@@ -16,12 +16,12 @@ checkpoints (safetensors), `log.jsonl`, `run.json` (config, command, commit, mac
 from dynamics_model.experiment import (
     CHAPTER_DIR,
     PRESETS,
-    Evaluator,
     build_datasets,
     build_model,
     complete_config,
     load_tokenizer,
     loss_fn_for,
+    make_evaluator,
 )
 
 from worldmodels.config import format_config, parse_config, to_dict
@@ -50,7 +50,9 @@ def main(argv=None) -> dict:
             f"{params / 1e6:.2f} M parameters; train clips: {len(datasets['train'])}, "
             f"held-out clips: {len(datasets['val'])}"
         )
-    evaluator = Evaluator(config, datasets, tokenizer, out_dir) if runtime.is_main else None
+    evaluator = (
+        make_evaluator(config, datasets, tokenizer, out_dir=out_dir) if runtime.is_main else None
+    )
     result = train(
         model,
         loss_fn_for(config.kind),

@@ -8,7 +8,10 @@ Each run's saved config says its kind. MaskGIT and AR runs are scored by teacher
 cross-entropy (beside the unigram baseline), rollout PSNR 1..8 frames ahead (beside copying
 the last frame, in pixels and through the tokenizer, and the tokenizer's ceiling), ΔtPSNR
 (true minus random actions, overall and per game) and sampling time per frame; LAM runs by
-the NMI of latent vs true actions (beside shuffled labels). Prints one markdown table with a
+the NMI of latent vs true actions (beside shuffled labels). An AR run on temporally compressed
+tokens (`--tokenizer=1.video-tokenizer/pretrained-t3`) is scored on the last latent frame of
+each clip: teacher-forced CE, and the PSNR of the t frames it decodes to. Prints one
+markdown table with a
 column per run and writes into `<run>/validation/`:
   metrics.json          every number
   rollout.png           real / generated rows, one clip per game
@@ -32,11 +35,11 @@ from dynamics_model.experiment import (
     KINDS,
     MAX_HORIZON,
     Config,
-    Evaluator,
     build_datasets,
     build_model,
     generated_strip_frames,
     load_tokenizer,
+    make_evaluator,
     plot_confusion,
     plot_psnr_vs_horizon,
     save_rollout_strip,
@@ -75,7 +78,7 @@ def validate_run(path: Path | str, args: argparse.Namespace) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
 
     datasets = build_datasets(config, progress=False)
-    evaluator = Evaluator(
+    evaluator = make_evaluator(
         config,
         datasets,
         tokenizer,
@@ -94,10 +97,13 @@ def validate_run(path: Path | str, args: argparse.Namespace) -> dict:
         )
     else:
         pictures.append(out_dir / "rollout.png")
+        context = config.data.context_frames
+        if config.data.temporal_compression > 1:  # all but the last latent's t frames
+            context = config.data.clip_len - evaluator.horizon
         save_rollout_strip(
             evaluator.last,
             pictures[-1],
-            f"{config.kind}: real / generated, {config.data.context_frames} context frames "
+            f"{config.kind}: real / generated, {context} context frames "
             f"then {evaluator.horizon} generated (held-out episodes)",
         )
         real, generated = generated_strip_frames(evaluator.last)

@@ -16,8 +16,8 @@ argmin has no gradient, so two tricks make it trainable:
 
 (sg = stop-gradient). No EMA updates, no dead-code restarts: codes that are never chosen
 never receive a gradient and stay dead. That is the codebook collapse the notebook shows,
-and the reason FSQ exists. (Chapter 2 uses this quantizer, with K = 8, for Genie's latent
-action model.)
+and the reason FSQ exists (chapter 2's latent action model, which Genie built on a VQ,
+uses FSQ for the same reason).
 
 Shapes: K codebook size, E code dims, "..." any leading axes, M the flattened count.
 """

@@ -38,6 +38,7 @@ from dynamics_model.lam import LatentActionConfig, LatentActionModel
 from dynamics_model.maskgit import MaskGITConfig, MaskGITDynamics
 from dynamics_model.tokens import (  # noqa: F401  (CHAPTER_DIR, load_tokenizer: for the scripts)
     CHAPTER_DIR,
+    CompressedTokenClips,
     TokenClips,
     decode_frames,
     load_tokenizer,
@@ -64,12 +65,14 @@ class DataConfig:
 
     tokenizer: str = ""  # chapter-1 tokenizer folder; "" = 1.video-tokenizer/pretrained
     atari_preset: str = "debug"  # a preset of worldmodels.data.atari
+    games: tuple[str, ...] = ()  # train and score on these games only; () = every game
     root: str = ""  # folder for Atari recordings and the token cache; "" = <repo>/data
     clip_len: int = 4  # T, frames per training clip; also the models' max_frames
     eval_clips: int = 128  # held-out clips for teacher-forced CE / NMI at each evaluation
     rollout_clips: int = 24  # held-out clips rolled out at each evaluation
     context_frames: int = 3  # C, true frames a rollout starts from (<= clip_len - 1)
     horizon: int = 4  # frames rolled out at each evaluation (validate.py: 8)
+    temporal_compression: int = 1  # the tokenizer's t, filled in by complete_config
 
 
 @dataclass
@@ -181,7 +184,15 @@ def _derived(config: Config, tokenizer: VideoTokenizer) -> dict[str, dict]:
     size = tokenizer.config.image_size
     frames = config.data.clip_len  # models see at most one training clip: rollouts slide
     tokens = {"vocab_size": tokenizer.codebook_size, "token_grid": tuple(grid)}
+    t = {"temporal_compression": tokenizer.config.temporal_compression}
+    if is_compressed(tokenizer):  # 1 + t*k frames -> 1 + k latent frames, no actions
+        latent_frames = tokenizer.tokens_shape(frames)[0]
+        return {
+            "ar": {**tokens, "max_frames": latent_frames, "use_actions": False},
+            "data": t,
+        }
     return {
+        "data": t,
         "maskgit": {**tokens, "num_actions": NUM_ACTIONS, "max_frames": frames},
         "ar": {**tokens, "num_actions": NUM_ACTIONS, "max_frames": frames},
         "lam": {
@@ -190,6 +201,11 @@ def _derived(config: Config, tokenizer: VideoTokenizer) -> dict[str, dict]:
             "max_frames": frames,
         },
     }
+
+
+def is_compressed(tokenizer: VideoTokenizer) -> bool:
+    """Does the tokenizer compress time (Cosmos: 1 + t*k frames -> 1 + k latent frames)?"""
+    return tokenizer.config.temporal_compression > 1
 
 
 def complete_config(config: Config, tokenizer: VideoTokenizer) -> Config:
@@ -212,6 +228,19 @@ def complete_config(config: Config, tokenizer: VideoTokenizer) -> Config:
         )
     if not 1 <= data.horizon <= MAX_HORIZON:
         raise ConfigError(f"data.horizon must be in [1, {MAX_HORIZON}], got {data.horizon}")
+    if is_compressed(tokenizer):
+        t = tokenizer.config.temporal_compression
+        if config.kind != "ar":
+            raise ConfigError(
+                f"tokenizer {data.tokenizer!r} compresses time (t = {t}): only kind=ar runs on "
+                "its tokens (the 1X compression-challenge setting, no per-frame actions)"
+            )
+        if (data.clip_len - 1) % t or data.clip_len < 1 + t:
+            raise ConfigError(
+                f"with temporal compression t = {t}, data.clip_len must be 1 + t*k frames, "
+                f"k >= 1 (context latents + the predicted one), e.g. {1 + 2 * t}, "
+                f"got {data.clip_len}"
+            )
     for section, values in _derived(config, tokenizer).items():
         current = getattr(config, section)
         defaults = type(current)()
@@ -242,6 +271,18 @@ def build_datasets(config: Config, progress: bool = True) -> dict[str, TokenClip
     """{"train", "val"}: training episodes and held-out episodes of the same games, as tokens
     (plus frames for the LAM, which reads pixels)."""
     data = config.data
+    if data.temporal_compression > 1:  # 1 + t*k frames -> 1 + k latents (complete_config)
+        return {
+            split: CompressedTokenClips(
+                split,
+                data.clip_len,
+                data.tokenizer,
+                data.atari_preset,
+                root=data.root or None,
+                progress=progress,
+            )  # fmt: skip
+            for split in ("train", "val")
+        }
     return {
         split: TokenClips(
             split,
@@ -251,6 +292,7 @@ def build_datasets(config: Config, progress: bool = True) -> dict[str, TokenClip
             with_frames=config.kind == "lam",
             root=data.root or None,
             progress=progress,
+            games=data.games or None,
         )
         for split in ("train", "val")
     }
@@ -265,8 +307,8 @@ def maskgit_loss(model: MaskGITDynamics, batch: dict) -> tuple[torch.Tensor, dic
 
 
 def ar_loss(model: ARDynamics, batch: dict) -> tuple[torch.Tensor, dict]:
-    """Next-token cross-entropy over every token of the clip (actions are inputs)."""
-    return model.next_token_loss(batch["tokens"], batch["actions"])
+    """Next-token cross-entropy over every token of the clip (actions, if any, are inputs)."""
+    return model.next_token_loss(batch["tokens"], batch.get("actions"))
 
 
 def lam_loss(model: LatentActionModel, batch: dict) -> tuple[torch.Tensor, dict]:
@@ -310,10 +352,13 @@ def teacher_forced(model: nn.Module, tokens: torch.Tensor, actions: torch.Tensor
     before each one, the last frame's own earlier tokens included, an easier task per token.
     """
     device = _device(model)
+    action_chunks = [None] * len(tokens.split(batch)) if actions is None else actions.split(batch)
     logits = torch.cat(
         [
-            model.teacher_forced_logits(t.to(device), a.to(device)).float().cpu()
-            for t, a in zip(tokens.split(batch), actions.split(batch))
+            model.teacher_forced_logits(t.to(device), a if a is None else a.to(device))
+            .float()
+            .cpu()
+            for t, a in zip(tokens.split(batch), action_chunks)
         ]
     )  # (B, h, w, K)
     return token_cross_entropy(logits, tokens[:, -1])
@@ -328,7 +373,8 @@ def rollout(
     sample: SampleConfig,
     batch: int = 32,
 ) -> torch.Tensor:
-    """Generate `horizon` frames after `context` (B, C, h, w) with actions (B, >= C+horizon-1).
+    """Generate `horizon` frames after `context` (B, C, h, w) with actions (B, >= C+horizon-1)
+    (None for a model without actions).
 
     Returns (B, horizon, h, w) int64 on the CPU. Sampling is seeded by `sample.seed`, so
     two rollouts that differ only in their actions draw from the same random stream.
@@ -337,8 +383,13 @@ def rollout(
     generator = torch.Generator(device=device).manual_seed(sample.seed)
     C = context.shape[1]
     frames = []
-    for ctx, act in zip(context.split(batch), actions[:, : C + horizon - 1].split(batch)):
-        ctx, act = ctx.to(device), act.to(device)
+    contexts = context.split(batch)
+    if actions is None:  # compressed tokens: no actions
+        action_chunks = [None] * len(contexts)
+    else:
+        action_chunks = actions[:, : C + horizon - 1].split(batch)
+    for ctx, act in zip(contexts, action_chunks):
+        ctx, act = ctx.to(device), None if act is None else act.to(device)
         if isinstance(model, MaskGITDynamics):
             out = model.rollout(
                 ctx, act, horizon, sample.maskgit_steps, sample.temperature, sample.top_p,
@@ -459,6 +510,7 @@ class Evaluator:
             with_frames=True,
             root=data.root or None,
             progress=False,
+            games=data.games or None,
         )
         self.rolled = stack_items(
             long_clips, fixed_subset(long_clips, rollout_clips or data.rollout_clips)
@@ -637,6 +689,87 @@ class Evaluator:
         return metrics
 
 
+class CompressedEvaluator:
+    """Held-out scores of an AR model on temporally compressed tokens (the 1X challenge).
+
+    A clip of 1 + t*k frames is 1 + k latent token frames; the model sees the first k and
+    predicts the last, which stands for the clip's last t frames. Scores:
+        teacher-forced CE of the last latent frame (nats, bits per token) vs the unigram;
+        rollout PSNR of the last t frames decoded from (true context + generated latent)
+        vs copying the last context frame (pixels) and vs decoding the true latent (ceiling).
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        datasets: dict[str, CompressedTokenClips],
+        tokenizer: VideoTokenizer,
+        out_dir: Path | None = None,
+        full: bool = False,
+        eval_clips: int | None = None,
+        rollout_clips: int | None = None,
+        **_,
+    ):
+        self.config, self.tokenizer, self.out_dir, self.full = config, tokenizer, out_dir, full
+        data, val = config.data, datasets["val"]
+        self.game_names = val.game_names
+        self.t = data.temporal_compression
+        self.horizon = self.t  # frames generated: the last latent frame stands for t frames
+        self.scored = stack_items(val, fixed_subset(val, eval_clips or data.eval_clips))
+        K = tokenizer.codebook_size
+        unigram = unigram_cross_entropy(datasets["train"].tokens, self.scored["tokens"][:, -1], K)
+        self.baselines = {"unigram_ce_nats": unigram, "unigram_ce_bits": unigram / math.log(2)}
+        rolled = CompressedTokenClips(
+            "val", data.clip_len, data.tokenizer, data.atari_preset, with_frames=True,
+            root=data.root or None, progress=False,
+        )  # fmt: skip
+        self.rolled = stack_items(rolled, fixed_subset(rolled, rollout_clips or data.rollout_clips))
+        frames, tokens = self.rolled["frames"], self.rolled["tokens"]  # (B, F, C, H, W), (B, L, .)
+        future = frames[:, -self.t :]  # (B, t, C, H, W): the frames the last latent stands for
+        last_seen = frames[:, -self.t - 1 : -self.t].expand_as(future)
+        self.copy_psnr = psnr(last_seen, future)  # (B, t)
+        self.ceiling_psnr = psnr(tokenizer.decode(tokens)[:, -self.t :].float(), future)
+        self.last: dict[str, torch.Tensor] = {}
+
+    @torch.no_grad()
+    def __call__(self, model: ARDynamics, step: int) -> dict[str, float]:
+        tf = teacher_forced(model, self.scored["tokens"], None)
+        metrics = {
+            "tf_ce_nats": tf["nats"],
+            "tf_ce_bits": tf["bits"],
+            "tf_accuracy": tf["accuracy"],
+        }
+        metrics.update(self.baselines)
+        tokens, frames = self.rolled["tokens"], self.rolled["frames"]
+        generated = rollout(model, tokens[:, :-1], None, 1, self.config.sample)  # (B, 1, h, w)
+        clip = torch.cat([tokens[:, :-1], generated], dim=1)  # (B, 1 + k, h, w)
+        decoded = torch.cat(
+            [self.tokenizer.decode(c.to(_device(model))).float().cpu() for c in clip.split(64)]
+        )  # (B, 1 + t*k, C, H, W)
+        model_psnr = psnr(decoded[:, -self.t :], frames[:, -self.t :])  # (B, t)
+        metrics.update(_per_horizon("rollout_psnr", model_psnr))
+        metrics.update(_per_horizon("copy_last_psnr", self.copy_psnr))
+        metrics.update(_per_horizon("tokenizer_psnr", self.ceiling_psnr))
+        correct = (generated[:, 0] == tokens[:, -1]).float().mean()
+        metrics["rollout_token_accuracy"] = correct.item()
+        self.last = {"real": frames, "generated": decoded, "games": self.rolled["game"],
+                     "psnr": model_psnr}  # fmt: skip
+        if self.out_dir is not None:
+            save_rollout_strip(
+                self.last,
+                self.out_dir / "samples" / f"step_{step:06d}.png",
+                f"step {step}: real / decoded (context latents + generated last latent)",
+            )
+        return metrics
+
+
+def make_evaluator(config: Config, datasets: dict, tokenizer: VideoTokenizer, **kwargs):
+    """The evaluator that fits the run: CompressedEvaluator on compressed tokens, else Evaluator."""
+    if config.data.temporal_compression > 1:
+        return CompressedEvaluator(config, datasets, tokenizer, **kwargs)
+    return Evaluator(config, datasets, tokenizer, **kwargs)
+
+
 # ----------------------------------------------------------------------------- pictures
 
 
@@ -683,6 +816,8 @@ def plot_psnr_vs_horizon(metrics_by_run: dict[str, dict], path: Path) -> None:
             ("tokenizer_psnr", "--", "black", "tokenizer ceiling (true tokens)"),
         )
         for key, style, colour, label in curves:
+            if f"{key}_h{horizons[0]}" not in baseline:
+                continue
             values = [baseline[f"{key}_h{k}"] for k in horizons]
             ax.plot(horizons, values, style, color=colour, label=label)
     ax.set_xlabel("frames ahead")

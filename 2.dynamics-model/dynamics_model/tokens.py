@@ -114,7 +114,8 @@ class TokenClips(Dataset):
         frames=(T, C, H, W) float32 in [0, 1], only with `with_frames=True`,
     )
     The frames are only loaded with `with_frames=True` (or to tokenise a split the first
-    time); otherwise everything comes from the token cache, a few MB.
+    time); otherwise everything comes from the token cache, a few MB. `games` keeps only the
+    clips of those games (the cache always holds the whole split).
     """
 
     def __init__(
@@ -126,10 +127,15 @@ class TokenClips(Dataset):
         with_frames: bool = False,
         root: str | Path | None = None,
         progress: bool = True,
+        games: Sequence[str] | None = None,
     ):
         self.split, self.clip_len, self.with_frames = split, clip_len, with_frames
         self.atari_config = resolve_config(atari_preset)
         self.game_names = self.atari_config.game_names
+        unknown = sorted(set(games or ()) - set(self.game_names))
+        if unknown:
+            raise ValueError(f"unknown games {unknown}; this recording has {self.game_names}")
+        self.games = tuple(games) if games else None
         self.data_root = Path(root) if root else REPO_ROOT / "data"
         tokenizer_dir = tokenizer_folder(tokenizer_dir)
         key = f"v{CACHE_VERSION}|{tokenizer_digest(tokenizer_dir)}|{self.atari_config.name}"
@@ -137,12 +143,13 @@ class TokenClips(Dataset):
         self.cache_file = self.data_root / "tokens" / digest / f"{split}.pt"
 
         self.atari = None
-        if with_frames or not self.cache_file.exists():
-            self.atari = AtariClips(
-                split, clip_len, self.atari_config, self.data_root / "atari", progress=progress
-            )
         if not self.cache_file.exists():
             self._tokenise(tokenizer_dir, progress)
+        if with_frames:  # the same clips, in the same order, as pixels
+            self.atari = AtariClips(
+                split, clip_len, self.atari_config, self.data_root / "atari", games=self.games,
+                progress=progress,
+            )  # fmt: skip
         cache = torch.load(self.cache_file, map_location="cpu", weights_only=True)
         self.tokens = cache["tokens"].long()  # (frames, h, w), every episode back to back
         self.actions = cache["actions"]  # (frames,)
@@ -150,7 +157,12 @@ class TokenClips(Dataset):
         self.episode_lengths = cache["episode_lengths"].tolist()
         self.episode_starts = np.concatenate([[0], np.cumsum(self.episode_lengths)[:-1]])
         self._index = self._clip_index()
-        if self.atari is not None and self.atari.episode_lengths != self.episode_lengths:
+        kept = [
+            length
+            for length, game in zip(self.episode_lengths, self.episode_games)
+            if self.games is None or self.game_names[game] in self.games
+        ]
+        if self.atari is not None and self.atari.episode_lengths != kept:
             raise ValueError(
                 f"token cache {self.cache_file} does not match the Atari recording of split "
                 f"{split!r} (episode lengths differ); delete it and it will be remade"
@@ -191,8 +203,9 @@ class TokenClips(Dataset):
             np.stack(
                 [np.full(length - self.clip_len + 1, e), np.arange(length - self.clip_len + 1)], 1
             )
-            for e, length in enumerate(self.episode_lengths)
+            for e, (length, game) in enumerate(zip(self.episode_lengths, self.episode_games))
             if length >= self.clip_len
+            and (self.games is None or self.game_names[game] in self.games)
         ]
         if not rows:
             raise ValueError(
@@ -234,3 +247,84 @@ class TokenClips(Dataset):
             f"TokenClips(split={self.split!r}, clips={len(self)}, clip_len={self.clip_len}, "
             f"frames={len(self.tokens)}, games={list(names)}, cache={str(self.cache_file)!r})"
         )
+
+
+class CompressedTokenClips(Dataset):
+    """Clips of 1 + t*k frames tokenised by a temporally compressing tokenizer (Cosmos, 1X).
+
+    With temporal compression t, chapter 1's tokenizer maps a clip of 1 + t*k frames to
+    1 + k latent token frames: the first frame alone, then one latent frame per group of t.
+    A latent frame depends on where its group starts, so (unlike TokenClips) each clip is
+    tokenised as a whole, and clips cannot be cut out of one long token sequence. The 1X
+    compression challenge scores exactly this: given the first latent frames of a clip,
+    predict the last one.
+
+    The clip index is AtariClips' own (stride 1), so item i is the same clip in both. Item:
+    dict(tokens=(1 + k, h, w) int64, frame_actions=(clip_len,) int64, game=int, and
+    frames=(clip_len, C, H, W) with `with_frames=True`). Cached under data/tokens/ like
+    TokenClips, keyed also by clip_len.
+    """
+
+    def __init__(
+        self,
+        split: str,
+        clip_len: int,
+        tokenizer_dir: str | Path = "",
+        atari_preset: AtariConfig | str = "debug",
+        with_frames: bool = False,
+        root: str | Path | None = None,
+        progress: bool = True,
+    ):
+        self.split, self.clip_len, self.with_frames = split, clip_len, with_frames
+        self.atari_config = resolve_config(atari_preset)
+        self.game_names = self.atari_config.game_names
+        self.data_root = Path(root) if root else REPO_ROOT / "data"
+        tokenizer_dir = tokenizer_folder(tokenizer_dir)
+        key = (
+            f"v{CACHE_VERSION}|compressed|{clip_len}|{tokenizer_digest(tokenizer_dir)}|"
+            f"{self.atari_config.name}"
+        )
+        digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+        self.cache_file = self.data_root / "tokens" / digest / f"{split}.pt"
+        self.atari = AtariClips(
+            split, clip_len, self.atari_config, self.data_root / "atari", progress=progress
+        )
+        if not self.cache_file.exists():
+            self._tokenise(tokenizer_dir, progress)
+        cache = torch.load(self.cache_file, map_location="cpu", weights_only=True)
+        self.tokens = cache["tokens"].long()  # (clips, 1 + k, h, w)
+        if len(self.tokens) != len(self.atari):
+            raise ValueError(
+                f"token cache {self.cache_file} holds {len(self.tokens)} clips but the Atari "
+                f"split {split!r} has {len(self.atari)}; delete it and it will be remade"
+            )
+
+    def _tokenise(self, tokenizer_dir: Path, progress: bool) -> None:
+        tokenizer, _ = load_tokenizer(tokenizer_dir)
+        tokenizer.tokens_shape(self.clip_len)  # raises unless clip_len = 1 + t*k
+        device = next(tokenizer.parameters()).device
+        ids, batch = [], 64
+        for start in tqdm(
+            range(0, len(self.atari), batch),
+            desc=f"tokenising {self.split} clips",
+            disable=not progress,
+        ):
+            stop = min(start + batch, len(self.atari))
+            clips = torch.stack([self.atari[i]["frames"] for i in range(start, stop)])
+            with torch.no_grad():
+                ids.append(tokenizer.encode(clips.to(device)).cpu().to(torch.int16))
+        _save_atomic(self.cache_file, {"tokens": torch.cat(ids)})  # (clips, 1 + k, h, w)
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def __getitem__(self, i: int) -> dict:
+        clip = self.atari[i]
+        item = {
+            "tokens": self.tokens[i],  # (1 + k, h, w)
+            "frame_actions": clip["actions"],  # (clip_len,)
+            "game": clip["game"],
+        }
+        if self.with_frames:
+            item["frames"] = clip["frames"]  # (clip_len, C, H, W)
+        return item

@@ -145,3 +145,76 @@ def test_bad_kind_key_and_paths(world, tmp_path):
         train([*tiny_args(world, tmp_path / "x", "ar"), f"--tokenizer={missing}"])
     with pytest.raises(CheckpointError, match="no checkpoint"):
         load_script("validate").main([str(tmp_path / "nothing")])
+
+
+def test_games_filter_keeps_only_those_games_and_matches_frames(world):
+    tokenizer_dir, data = world
+    clips = TokenClips("train", 3, tokenizer_dir, "tiny", with_frames=True, root=data,
+                       games=["Breakout"])  # fmt: skip
+    frames = AtariClips("train", 3, TINY_ATARI, root=data / "atari", games=["Breakout"],
+                        progress=False)  # fmt: skip
+    breakout = TINY_ATARI.game_names.index("Breakout")
+    assert (
+        0
+        < len(clips)
+        == len(frames)
+        < len(TokenClips("train", 3, tokenizer_dir, "tiny", root=data))
+    )
+    assert set(clips.clip_games().tolist()) == {breakout}
+    for i in (0, len(clips) - 1):
+        assert torch.equal(clips[i]["frames"], frames[i]["frames"])
+        assert clips[i]["game"] == breakout
+    with pytest.raises(ValueError, match="unknown games"):
+        TokenClips("train", 3, tokenizer_dir, "tiny", root=data, games=["Tetris"])
+
+
+@pytest.fixture(scope="module")
+def compressed_world(world):
+    """A tokenizer with temporal compression t = 2 beside the per-frame one: 5 frames -> 3."""
+    tokenizer_dir, data = world
+    torch.manual_seed(0)
+    model_config = TokenizerConfig(
+        image_size=32, patch=8, dim=16, heads=2, encoder_depth=1, decoder_depth=1,
+        fsq_levels=(4, 4), max_frames=5, temporal_compression=2,
+    )  # fmt: skip
+    tokenizer = VideoTokenizer(model_config)
+    torch.nn.init.normal_(tokenizer.head.proj.weight, std=0.1)
+    folder = tokenizer_dir.parent / "tokenizer-t2"
+    save_checkpoint(folder, 0, tokenizer, None, to_dict(TokenizerRunConfig(model=model_config)))
+    return folder, data
+
+
+def test_compressed_clips_are_whole_clips_tokenised_at_once(compressed_world):
+    from dynamics_model.tokens import CompressedTokenClips
+
+    tokenizer_dir, data = compressed_world
+    clips = CompressedTokenClips("val", 5, tokenizer_dir, "tiny", with_frames=True, root=data)
+    frames = AtariClips("val", 5, TINY_ATARI, root=data / "atari", progress=False)
+    assert len(clips) == len(frames)
+    tokenizer, _ = load_tokenizer(tokenizer_dir)
+    for i in (0, len(clips) - 1):
+        item = clips[i]
+        assert item["tokens"].shape == (3, 4, 4)  # 1 + 2*2 frames -> 1 + 2 latent frames
+        assert torch.equal(item["tokens"], tokenizer.encode(frames[i]["frames"][None])[0])
+        assert torch.equal(item["frame_actions"], frames[i]["actions"])
+
+
+def test_ar_trains_and_validates_on_compressed_tokens(compressed_world, tmp_path):
+    tokenizer_dir, data = compressed_world
+    out = tmp_path / "ar-t2"
+    args = tiny_args((tokenizer_dir, data), out, "ar")
+    load_script("train").main([*args, "--clip_len=5", "--steps=40"])
+    config = json.loads((out / "run.json").read_text())["config"]
+    assert config["ar"]["use_actions"] is False and config["ar"]["max_frames"] == 3
+    load_script("validate").main([str(out), "--clips=16", "--rollout-clips=4", "--device=cpu"])
+    saved = json.loads((out / "validation" / "metrics.json").read_text())
+    assert saved["tf_ce_nats"] < 2.7  # learned: below the uniform ln 16
+    assert {"unigram_ce_nats", "rollout_psnr_h1", "rollout_psnr_h2", "tokenizer_psnr_h2"} <= set(
+        saved
+    )
+    assert "rollout_psnr_h3" not in saved  # the last latent frame stands for t = 2 frames
+    train = load_script("train").main
+    with pytest.raises(ConfigError, match="only kind=ar"):
+        train([*tiny_args((tokenizer_dir, data), tmp_path / "m", "maskgit"), "--clip_len=5"])
+    with pytest.raises(ConfigError, match="1 \\+ t\\*k frames"):
+        train([*args, "--clip_len=4", "--steps=1"])
