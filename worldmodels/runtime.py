@@ -12,6 +12,7 @@ process group (NCCL on CUDA, gloo on CPU, so DDP can be tried on a laptop too).
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import random
 from dataclasses import dataclass
@@ -118,7 +119,16 @@ def setup_runtime(device: str = "auto", dtype: str = "auto", seed: int = 0) -> R
 
 
 def teardown_runtime(runtime: Runtime) -> None:
+    """Leave the DDP group cleanly: every rank done, then the group destroyed while Python lives.
+
+    A DDP wrapper keeps the process group alive through reference cycles; if the group's last
+    reference went only at interpreter exit, gloo's worker threads would be torn down after
+    Python and abort the process (SIGABRT, "terminate called without an active exception").
+    So collect those cycles first, wait for every rank, then destroy the group.
+    """
     if runtime.distributed and dist.is_initialized():
+        gc.collect()
+        dist.barrier()
         dist.destroy_process_group()
 
 

@@ -48,7 +48,7 @@ def test_two_process_gloo_training(tmp_path):
         "-m",
         "torch.distributed.run",
         "--nproc_per_node=2",
-        "--master_port=29517",
+        "--standalone",  # a free port on localhost, so parallel runs cannot collide
         str(script),
         str(out),
     ]
