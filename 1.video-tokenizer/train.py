@@ -12,9 +12,9 @@ Writes `runs/1.video-tokenizer/<preset>/`: checkpoints (safetensors), `log.jsonl
 from video_tokenizer.experiment import CHAPTER_DIR, PRESETS, Evaluator, build_datasets, loss_fn
 from video_tokenizer.model import VideoTokenizer
 
-from worldmodels.config import format_config, parse_config, to_dict
-from worldmodels.runtime import setup_runtime, teardown_runtime
-from worldmodels.trainer import default_out_dir, train
+from worldmodels.config import format_config, parse_config
+from worldmodels.runtime import setup_runtime
+from worldmodels.trainer import default_out_dir, train_and_report
 
 
 def main(argv=None) -> dict:
@@ -27,24 +27,8 @@ def main(argv=None) -> dict:
 
     datasets = build_datasets(config, progress=runtime.is_main)
     model = VideoTokenizer(config.model)
-    if runtime.is_main:
-        params = sum(p.numel() for p in model.parameters())
-        print(f"{params / 1e6:.2f} M parameters; train clips: {len(datasets['train'])}")
     evaluator = Evaluator(datasets, config.data.eval_clips, out_dir) if runtime.is_main else None
-    result = train(
-        model,
-        loss_fn,
-        datasets["train"],
-        config.run,
-        runtime,
-        out_dir,
-        to_dict(config),
-        evaluate=evaluator,
-    )
-    if runtime.is_main:
-        print({k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()})
-    teardown_runtime(runtime)
-    return result
+    return train_and_report(model, loss_fn, datasets, config, runtime, out_dir, evaluator)
 
 
 if __name__ == "__main__":

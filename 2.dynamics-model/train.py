@@ -24,9 +24,9 @@ from dynamics_model.experiment import (
     make_evaluator,
 )
 
-from worldmodels.config import format_config, parse_config, to_dict
-from worldmodels.runtime import setup_runtime, teardown_runtime
-from worldmodels.trainer import default_out_dir, train
+from worldmodels.config import format_config, parse_config
+from worldmodels.runtime import setup_runtime
+from worldmodels.trainer import default_out_dir, train_and_report
 
 
 def main(argv=None) -> dict:
@@ -44,29 +44,11 @@ def main(argv=None) -> dict:
 
     datasets = build_datasets(config, progress=runtime.is_main)
     model = build_model(config)
-    if runtime.is_main:
-        params = sum(p.numel() for p in model.parameters())
-        print(
-            f"{params / 1e6:.2f} M parameters; train clips: {len(datasets['train'])}, "
-            f"held-out clips: {len(datasets['val'])}"
-        )
     evaluator = (
         make_evaluator(config, datasets, tokenizer, out_dir=out_dir) if runtime.is_main else None
     )
-    result = train(
-        model,
-        loss_fn_for(config.kind),
-        datasets["train"],
-        config.run,
-        runtime,
-        out_dir,
-        to_dict(config),
-        evaluate=evaluator,
-    )
-    if runtime.is_main:
-        print({k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()})
-    teardown_runtime(runtime)
-    return result
+    loss_fn = loss_fn_for(config.kind)
+    return train_and_report(model, loss_fn, datasets, config, runtime, out_dir, evaluator)
 
 
 if __name__ == "__main__":

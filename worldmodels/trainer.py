@@ -32,9 +32,9 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm  # a text bar: readable in terminals and in stored notebooks alike
 
 from worldmodels.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint, unwrap
-from worldmodels.config import RunConfig
+from worldmodels.config import RunConfig, to_dict
 from worldmodels.runlog import RunLog, write_run_info
-from worldmodels.runtime import Runtime, move_to
+from worldmodels.runtime import Runtime, move_to, teardown_runtime
 from worldmodels.schedule import warmup_cosine
 
 LossFn = Callable[[nn.Module, Any], tuple[torch.Tensor, dict[str, Any]]]
@@ -273,6 +273,31 @@ def train(
         run_eval(step)
         save(step)
     return {"step": step, "out_dir": str(out_dir), **history}
+
+
+def train_and_report(
+    model: nn.Module,
+    loss_fn: LossFn,
+    datasets: dict[str, Dataset],
+    config: Any,
+    runtime: Runtime,
+    out_dir: Path,
+    evaluate: EvalFn | None = None,
+) -> dict[str, Any]:
+    """The end of every chapter's `train.py`: say how big the model and the data are, train
+    on datasets["train"] with `config.run`, print the final metrics, and leave the DDP group.
+    `config` is the chapter's dataclass config (saved beside the checkpoints)."""
+    if runtime.is_main:
+        params = sum(p.numel() for p in model.parameters())
+        sizes = ", ".join(f"{split} clips: {len(data)}" for split, data in datasets.items())
+        print(f"{params / 1e6:.2f} M parameters; {sizes}")
+    result = train(
+        model, loss_fn, datasets["train"], config.run, runtime, out_dir, to_dict(config), evaluate
+    )
+    if runtime.is_main:
+        print({k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()})
+    teardown_runtime(runtime)
+    return result
 
 
 def default_out_dir(chapter_dir: Path, preset: str, run: RunConfig) -> Path:

@@ -16,6 +16,9 @@ next frame? Evaluation answers it three ways, each beside a baseline that needs 
     ΔtPSNR              PSNR with the true actions - PSNR with random ones (Genie's
                         controllability): > 0 when the model listens to the actions
     NMI                 latent actions (LAM) vs the true ALE actions, vs shuffled labels
+
+Shapes: B clips, T frames per clip, P context frames, F frames ahead (the horizon),
+C, H, W pixels, h, w tokens per frame.
 """
 
 from __future__ import annotations
@@ -373,7 +376,7 @@ def rollout(
     sample: SampleConfig,
     batch: int = 32,
 ) -> torch.Tensor:
-    """Generate `horizon` frames after `context` (B, C, h, w) with actions (B, >= C+horizon-1)
+    """Generate `horizon` frames after `context` (B, P, h, w) with actions (B, >= P+horizon-1)
     (None for a model without actions).
 
     Returns (B, horizon, h, w) int64 on the CPU. Sampling is seeded by `sample.seed`, so
@@ -381,13 +384,13 @@ def rollout(
     """
     device = _device(model)
     generator = torch.Generator(device=device).manual_seed(sample.seed)
-    C = context.shape[1]
+    P = context.shape[1]
     frames = []
     contexts = context.split(batch)
     if actions is None:  # compressed tokens: no actions
         action_chunks = [None] * len(contexts)
     else:
-        action_chunks = actions[:, : C + horizon - 1].split(batch)
+        action_chunks = actions[:, : P + horizon - 1].split(batch)
     for ctx, act in zip(contexts, action_chunks):
         ctx, act = ctx.to(device), None if act is None else act.to(device)
         if isinstance(model, MaskGITDynamics):
@@ -402,21 +405,22 @@ def rollout(
 
 
 def random_future_actions(
-    actions: torch.Tensor, games: torch.Tensor, game_actions: dict, C: int, seed: int = 0
+    actions: torch.Tensor, games: torch.Tensor, game_actions: dict, P: int, seed: int = 0
 ) -> torch.Tensor:
-    """A copy of actions (B, T) whose actions from step C-1 on (those that lead to generated
-    frames) are drawn uniformly from the actions played in each clip's game."""
+    """A copy of actions (B, T) whose actions from step P-1 on (those that lead to generated
+    frames, after P context frames) are drawn uniformly from the actions played in each
+    clip's game."""
     generator = torch.Generator().manual_seed(seed)
     shuffled = actions.clone()
     for b, game in enumerate(games.tolist()):
         choices = game_actions[game]  # (n,)
-        picks = torch.randint(len(choices), (actions.shape[1] - C + 1,), generator=generator)
-        shuffled[b, C - 1 :] = choices[picks]
+        picks = torch.randint(len(choices), (actions.shape[1] - P + 1,), generator=generator)
+        shuffled[b, P - 1 :] = choices[picks]
     return shuffled
 
 
 def _per_horizon(name: str, values: torch.Tensor) -> dict[str, float]:
-    """{name_h1: ..., name_hH: ...} from per-clip values (B, H)."""
+    """{name_h1: ..., name_hF: ...} from per-clip values (B, F), F frames ahead."""
     return {f"{name}_h{k + 1}": v for k, v in enumerate(values.mean(0).tolist())}
 
 
@@ -518,25 +522,25 @@ class Evaluator:
         self._pixel_baselines()
 
     def _pixel_baselines(self) -> None:
-        """Baselines per clip and horizon (B, H), against the real future frames x_{C-1+k}:
+        """Baselines per clip and horizon (B, F), against the real future frames x_{P-1+k}:
 
-        copy_psnr          PSNR(x_{C-1}, x_{C-1+k}): the last context frame, in pixels
-        copy_tokens_psnr   PSNR(decode(z_{C-1}), x_{C-1+k}): the same copy, but through
+        copy_psnr          PSNR(x_{P-1}, x_{P-1+k}): the last context frame, in pixels
+        copy_tokens_psnr   PSNR(decode(z_{P-1}), x_{P-1+k}): the same copy, but through
                            the tokenizer's decoder, like every frame a model generates
-        ceiling_psnr       PSNR(decode(z_{C-1+k}), x_{C-1+k}): the true future tokens, the
+        ceiling_psnr       PSNR(decode(z_{P-1+k}), x_{P-1+k}): the true future tokens, the
                            best any token model can score
-        copy_tokens_acc    fraction of z_{C-1+k} equal to z_{C-1}, per clip
+        copy_tokens_acc    fraction of z_{P-1+k} equal to z_{P-1}, per clip
         """
-        C = self.config.data.context_frames
-        frames, tokens = self.rolled["frames"], self.rolled["tokens"]  # (B, C + H, ...)
-        future = frames[:, C:]  # (B, H, C, H, W)
-        last = frames[:, C - 1 : C].expand_as(future)  # the last context frame, repeated
-        self.copy_psnr = psnr(last, future)  # (B, H)
-        last_decoded = decode_frames(self.tokenizer, tokens[:, C - 1 : C]).expand_as(future)
-        self.copy_tokens_psnr = psnr(last_decoded, future)  # (B, H)
-        self.ceiling_psnr = psnr(decode_frames(self.tokenizer, tokens[:, C:]), future)  # (B, H)
-        same = tokens[:, C:] == tokens[:, C - 1 : C]  # (B, H, h, w)
-        self.copy_tokens_acc = same.float().mean((2, 3))  # (B, H)
+        P = self.config.data.context_frames
+        frames, tokens = self.rolled["frames"], self.rolled["tokens"]  # (B, P + F, ...)
+        future = frames[:, P:]  # (B, F, C, H, W)
+        last = frames[:, P - 1 : P].expand_as(future)  # the last context frame, repeated
+        self.copy_psnr = psnr(last, future)  # (B, F)
+        last_decoded = decode_frames(self.tokenizer, tokens[:, P - 1 : P]).expand_as(future)
+        self.copy_tokens_psnr = psnr(last_decoded, future)  # (B, F)
+        self.ceiling_psnr = psnr(decode_frames(self.tokenizer, tokens[:, P:]), future)  # (B, F)
+        same = tokens[:, P:] == tokens[:, P - 1 : P]  # (B, F, h, w)
+        self.copy_tokens_acc = same.float().mean((2, 3))  # (B, F)
 
     def __call__(self, model: nn.Module, step: int) -> dict[str, float]:
         if self.kind == "lam":
@@ -554,22 +558,22 @@ class Evaluator:
     # ----- MaskGIT and AR ------------------------------------------------------------------
 
     def evaluate_dynamics(self, model: nn.Module) -> dict[str, float]:
-        sample, C, H = self.config.sample, self.config.data.context_frames, self.horizon
+        sample, P, F = self.config.sample, self.config.data.context_frames, self.horizon
         metrics = self._teacher_forced(model)
         metrics.update(self.baselines)
         tokens, actions = self.rolled["tokens"], self.rolled["actions"]
-        generated = rollout(model, tokens[:, :C], actions, H, sample)  # (B, H, h, w)
-        frames = decode_frames(self.tokenizer, generated)  # (B, H, C, H, W)
-        future = self.rolled["frames"][:, C:]
-        model_psnr = psnr(frames, future)  # (B, H)
+        generated = rollout(model, tokens[:, :P], actions, F, sample)  # (B, F, h, w)
+        frames = decode_frames(self.tokenizer, generated)  # (B, F, C, H, W)
+        future = self.rolled["frames"][:, P:]
+        model_psnr = psnr(frames, future)  # (B, F)
         metrics.update(_per_horizon("rollout_psnr", model_psnr))
         metrics.update(_per_horizon("copy_last_psnr", self.copy_psnr))
         metrics.update(_per_horizon("copy_last_tokens_psnr", self.copy_tokens_psnr))
         metrics.update(_per_horizon("tokenizer_psnr", self.ceiling_psnr))
-        correct = (generated == tokens[:, C:]).float().mean((2, 3))  # (B, H)
+        correct = (generated == tokens[:, P:]).float().mean((2, 3))  # (B, F)
         metrics.update(_per_horizon("rollout_token_accuracy", correct))
         metrics.update(_per_horizon("copy_last_rollout_token_accuracy", self.copy_tokens_acc))
-        context = decode_frames(self.tokenizer, tokens[:, :C])
+        context = decode_frames(self.tokenizer, tokens[:, :P])
         self.last = {
             "real": self.rolled["frames"],
             "generated": torch.cat([context, frames], dim=1),
@@ -578,7 +582,7 @@ class Evaluator:
         }
         if self.full:
             metrics.update(self._controllability(model, model_psnr))
-            metrics.update(time_sampling(model, tokens[:, :C], actions, sample))
+            metrics.update(time_sampling(model, tokens[:, :P], actions, sample))
         return metrics
 
     def _teacher_forced(self, model: nn.Module) -> dict[str, float]:
@@ -610,14 +614,14 @@ class Evaluator:
 
     def _controllability(self, model: nn.Module, model_psnr: torch.Tensor) -> dict[str, float]:
         """ΔtPSNR = PSNR(true actions) - PSNR(random actions), per horizon and per game."""
-        C, H = self.config.data.context_frames, self.horizon
+        P = self.config.data.context_frames
         tokens, games = self.rolled["tokens"], self.rolled["game"]
         random_actions = random_future_actions(
-            self.rolled["actions"], games, self.game_actions, C, seed=self.config.sample.seed
+            self.rolled["actions"], games, self.game_actions, P, seed=self.config.sample.seed
         )
-        generated = rollout(model, tokens[:, :C], random_actions, H, self.config.sample)
-        random_psnr = psnr(decode_frames(self.tokenizer, generated), self.rolled["frames"][:, C:])
-        delta = model_psnr - random_psnr  # (B, H)
+        generated = rollout(model, tokens[:, :P], random_actions, self.horizon, self.config.sample)
+        random_psnr = psnr(decode_frames(self.tokenizer, generated), self.rolled["frames"][:, P:])
+        delta = model_psnr - random_psnr  # (B, F)
         metrics = {
             **_per_horizon("random_actions_psnr", random_psnr),
             **_per_horizon("delta_psnr", delta),

@@ -10,7 +10,7 @@ codes become actions, learned without a single label.
     encoder:  frames x_1..x_T --PatchEmbed + ST-transformer (causal in time)--> z (T, N, D)
               c_t = PatchEmbed'(x_{t+1} - x_t)                 (N, D), zero where nothing moved
               h_t^n = MLP([z_t^n ; z_{t+1}^n ; c_t^n])          per position n
-              a_t = FSQ_(3,3)( W sum_n softmax_n(s(h_t^n)) h_t^n )    one of 9 codes
+              a_t = FSQ_(3,3)( std_t( W sum_n softmax_n(s(h_t^n)) h_t^n ) )   one of 9 codes
     decoder:  frames x_1..x_{T-1} --PatchEmbed + ST-transformer (causal)--> Δ_1..Δ_{T-1},
               with the code a_t (projected to D) added to every token of frame t;
               x̂_{t+1} = x_t + Δ_t                            (predicts the change)
@@ -49,6 +49,8 @@ so the commitment loss, not the reconstruction, shaped the encoder and pulled ev
 onto one code; restarting dead codes revived them for a few dozen steps at a time. FSQ has
 no codebook to collapse and no commitment term: 2 channels, each rounded to one of 3
 values, so the encoder's only gradient is the decoder's (straight-through): 9 codes.
+FSQ alone still let every latent drift into the middle level, so the two channels are
+standardised over the batch, per time step, before rounding (`StepwiseStandardize`).
 
 After training only the encoder is kept to label videos with latent actions (the dynamics
 model is then trained on them); `decode_with_actions` shows what each code does.
@@ -93,6 +95,41 @@ class LatentActionConfig:
         return math.prod(self.action_levels)
 
 
+class StepwiseStandardize(nn.Module):
+    """(x - mean) / std per channel over the batch, separately at each time step t.
+
+    Why: the FSQ bottleneck rounds each channel to {-1, 0, 1} at tanh(z) = +-0.5, z = +-0.55.
+    Unnormalised, the latents shrank into the middle level (weight decay pulls on a projection
+    whose output the decoder does not yet use) and every transition got one code within ~150
+    steps on Atari. Standardised, a channel with any spread lands on all three levels, so the
+    codes stay in use and the encoder only decides which transitions share one.
+    Why per step: the encoder's output also carries where in the clip a transition sits
+    (its temporal position), the same in every clip; standardised over all transitions at
+    once, that offset was the largest "spread" and the codes came out one per time step
+    (3 codes, 113 clips each, NMI 0). At eval the running statistics are used, like BatchNorm.
+    """
+
+    def __init__(self, max_steps: int, channels: int, momentum: float = 0.05, eps: float = 1e-5):
+        super().__init__()
+        self.momentum, self.eps = momentum, eps
+        self.register_buffer("running_mean", torch.zeros(max_steps, channels))
+        self.register_buffer("running_var", torch.ones(max_steps, channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x (B, T, E) with T <= max_steps -> standardised (B, T, E)."""
+        T = x.shape[1]
+        if T > self.running_mean.shape[0]:
+            raise ValueError(f"at most {self.running_mean.shape[0]} steps, got {T}")
+        if self.training and x.shape[0] > 1:
+            mean, var = x.mean(0), x.var(0, unbiased=False)  # (T, E) each
+            with torch.no_grad():
+                self.running_mean[:T].lerp_(mean.detach().float(), self.momentum)
+                self.running_var[:T].lerp_(var.detach().float(), self.momentum)
+        else:
+            mean, var = self.running_mean[:T], self.running_var[:T]
+        return (x - mean) / torch.sqrt(var + self.eps)
+
+
 class LatentActionModel(nn.Module):
     """Infers one discrete latent action per transition and decodes the next frame from it."""
 
@@ -119,6 +156,7 @@ class LatentActionModel(nn.Module):
         self.change_score = nn.Linear(D, 1)  # how much position n tells about the action
         self.quantizer = FSQ(config.action_levels)  # E channels -> one of prod(levels)
         self.to_action = nn.Linear(D, self.quantizer.dim)
+        self.action_norm = StepwiseStandardize(config.max_frames - 1, self.quantizer.dim)
         # decoder: past frames + latent action -> next frame
         self.decoder_embed = PatchEmbed(C, p, D)
         self.decoder_position = SpatioTemporalPosition(config.max_frames, N, D)
@@ -127,8 +165,8 @@ class LatentActionModel(nn.Module):
             D, config.decoder_depth, config.heads, config.mlp_ratio, causal_time=True
         )
         self.head = PixelShuffleHead(D, C, p)  # paints the change Δ_t, patch by patch
-        with torch.no_grad():  # start near "copy x_t": Δ_t small, not O(1) noise
-            self.head.proj.weight.mul_(0.1)
+        with torch.no_grad():  # start exactly at "copy x_t": Δ_t = 0, loss 1
+            self.head.proj.weight.zero_()
             self.head.proj.bias.zero_()
 
     def _check_frames(self, frames: torch.Tensor, min_frames: int) -> None:
@@ -156,7 +194,7 @@ class LatentActionModel(nn.Module):
         # attention pooling: a_n = softmax_n(s(h_n)), pooled = sum_n a_n h_n
         weights = torch.softmax(self.change_score(h), dim=2)  # (B, T-1, N, 1)
         pooled = reduce(weights * h, "b t n d -> b t d", "sum")  # (B, T-1, D)
-        return self.to_action(pooled)  # (B, T-1, E)
+        return self.action_norm(self.to_action(pooled))  # (B, T-1, E)
 
     def decode(self, frames_past: torch.Tensor, action_codes: torch.Tensor) -> torch.Tensor:
         """Predict x_{t+1} = x_t + Δ_t for every frame x_t of frames_past (B, T, C, H, W),

@@ -1,13 +1,15 @@
-"""Genie's latent action model: shapes, causality, action conditioning, restarts, learning."""
+"""Genie's latent action model: shapes, causality, conditioning, standardisation, learning."""
 
 import pytest
 import torch
-from dynamics_model.lam import LatentActionConfig, LatentActionModel
+from dynamics_model.lam import LatentActionConfig, LatentActionModel, StepwiseStandardize
 
 SIZE, PATCH, CODES = 16, 4, 9
 
 
-def tiny_lam(seed: int = 0, **overrides) -> LatentActionModel:
+def tiny_lam(seed: int = 0, trained_head: bool = True, **overrides) -> LatentActionModel:
+    """A small LAM; `trained_head` replaces the zero-initialised head (a fresh model predicts
+    exactly "copy the last frame", which would hide what the code changes)."""
     torch.manual_seed(seed)
     config = LatentActionConfig(
         image_size=(SIZE, SIZE), patch=PATCH, max_frames=6, dim=32, encoder_depth=1,
@@ -15,7 +17,36 @@ def tiny_lam(seed: int = 0, **overrides) -> LatentActionModel:
     )  # fmt: skip
     for key, value in overrides.items():
         setattr(config, key, value)
-    return LatentActionModel(config)
+    model = LatentActionModel(config)
+    if trained_head:
+        torch.nn.init.normal_(model.head.proj.weight, std=0.05)
+    return model
+
+
+def test_a_fresh_model_predicts_the_last_frame_and_scores_loss_one():
+    model = tiny_lam(trained_head=False)
+    frames = random_frames()
+    recon_next, _ = model(frames)
+    assert torch.equal(recon_next, frames[:, :-1])
+    loss, _ = model.loss(frames)
+    assert loss.item() == pytest.approx(1.0)
+
+
+def test_codes_ignore_an_offset_shared_by_every_clip_at_a_time_step():
+    """The bug StepwiseStandardize fixes: a per-time-step offset (the temporal position the
+    encoder's output carries) must not decide the code; only differences between clips do."""
+    norm = StepwiseStandardize(max_steps=3, channels=2).train()
+    x = torch.randn(32, 3, 2, generator=torch.Generator().manual_seed(0))
+    offset = torch.tensor([[-5.0, 5.0], [0.0, 3.0], [7.0, -1.0]])  # (T, E), same for all clips
+    assert torch.allclose(norm(x), norm(x + offset), atol=1e-4)
+    standardised = norm(x)
+    assert torch.allclose(standardised.mean(0), torch.zeros(3, 2), atol=1e-5)
+    assert torch.allclose(standardised.std(0, unbiased=False), torch.ones(3, 2), atol=1e-3)
+    # at eval: the running statistics, which have moved toward the batch's
+    norm.eval()
+    assert (norm.running_mean != 0).any() and torch.isfinite(norm(x)).all()
+    with pytest.raises(ValueError, match="at most 3 steps"):
+        norm(torch.randn(4, 4, 2))
 
 
 def random_frames(B: int = 2, T: int = 4, seed: int = 1) -> torch.Tensor:
@@ -79,7 +110,7 @@ def test_trains_on_moving_sprites_to_beat_copying_the_last_frame():
     dataset = MovingSprites(num_clips=8, clip_len=4, size=SIZE, num_sprites=1, num_actions=5)
     frames = torch.stack([dataset[i]["frames"] for i in range(len(dataset))])  # (8, 4, 3, H, W)
     copy_mse = (frames[:, 1:] - frames[:, :-1]).square().mean().item()  # x̂_{t+1} = x_t
-    model = tiny_lam().train()
+    model = tiny_lam(trained_head=False).train()  # as initialised for training
     optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3)
     losses = []
     for _ in range(40):

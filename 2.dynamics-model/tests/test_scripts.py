@@ -96,7 +96,7 @@ def test_random_future_actions_keep_context_and_game_sets():
     actions = torch.zeros(2, 6, dtype=torch.long)
     games = torch.tensor([0, 1])
     sets = {0: torch.tensor([3, 4]), 1: torch.tensor([7])}
-    shuffled = random_future_actions(actions, games, sets, C=3)
+    shuffled = random_future_actions(actions, games, sets, P=3)
     assert torch.equal(shuffled[:, :2], actions[:, :2])  # actions between context frames
     assert set(shuffled[0, 2:].tolist()) <= {3, 4} and shuffled[1, 2:].tolist() == [7] * 4
 
