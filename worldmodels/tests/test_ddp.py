@@ -1,6 +1,7 @@
 """DDP under torchrun with the gloo backend: two CPU processes train one model in step."""
 
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -53,6 +54,11 @@ def test_two_process_gloo_training(tmp_path):
         str(out),
     ]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
+    if result.returncode != 0 and "terminate called without an active exception" in result.stderr:
+        # Once in CI (not reproduced in dozens of local runs) a rank aborted in gloo's C++
+        # teardown after training had finished; run once more before calling it a failure.
+        shutil.rmtree(out, ignore_errors=True)
+        result = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
     assert result.returncode == 0, result.stderr[-3000:]
     import torch
 
