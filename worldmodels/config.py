@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
+import re
 import sys
 import types
 import typing
@@ -34,6 +36,32 @@ C = TypeVar("C")
 
 class ConfigError(ValueError):
     """A bad preset name, override key or value."""
+
+
+DTYPE_NAMES = ("auto", "float32", "bfloat16", "float16")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def require(config: Any, name: str, ok: bool, allowed: str) -> None:
+    """Stop with a message naming the key, its value and what is allowed, unless `ok`.
+
+    For `__post_init__` range checks: a bad value fails when the config is built (from
+    presets, --key=value or a checkpoint's JSON), before any data is read or step is run.
+    """
+    if not ok:
+        value = getattr(config, name)
+        raise ConfigError(f"{type(config).__name__}.{name}={value!r}: expected {allowed}")
+
+
+def at_least(config: Any, low: int, *names: str, note: str = "") -> None:
+    """Each named field must be an integer >= low (`note` says what the bound means)."""
+    for name in names:
+        value = getattr(config, name)
+        allowed = f"an integer >= {low}" + (f" ({note})" if note else "")
+        require(config, name, _is_int(value) and value >= low, allowed)
 
 
 @dataclass
@@ -52,7 +80,7 @@ class RunConfig:
     log_every: int = 10  # steps between lines of the JSONL log
     eval_every: int = 250  # steps between evaluations; 0 evaluates only at the end
     checkpoint_every: int = 250  # steps between checkpoints; the last step is always saved
-    keep_checkpoints: int = 2  # older step folders are deleted
+    keep_checkpoints: int = 2  # the newest this many step folders are kept (>= 1)
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     dtype: str = "auto"  # autocast dtype: auto | float32 | bfloat16 | float16
@@ -60,7 +88,22 @@ class RunConfig:
     num_workers: int = 0  # DataLoader worker processes
     out_dir: str = ""  # empty: runs/<chapter>/<preset>
     resume: bool = False  # continue from the latest checkpoint in out_dir
+    allow_config_change: bool = False  # --resume with changed keys that alter the run
     progress: bool = True  # tqdm progress bar
+
+    def __post_init__(self):
+        at_least(self, 1, "batch_size", "log_every", "keep_checkpoints")
+        at_least(self, 0, "steps", "warmup_steps", "num_workers")
+        at_least(self, 0, "eval_every", "checkpoint_every", note="0 = only at the end")
+        require(self, "lr", 0 < self.lr < math.inf, "a finite number > 0")
+        require(self, "min_lr_ratio", 0 <= self.min_lr_ratio <= 1, "in [0, 1]")
+        require(self, "weight_decay", 0 <= self.weight_decay < math.inf, "a finite number >= 0")
+        require(self, "grad_clip", 0 <= self.grad_clip < math.inf, ">= 0 (0 = no clipping)")
+        for name in ("beta1", "beta2"):
+            require(self, name, 0 <= getattr(self, name) < 1, "in [0, 1)")
+        require(self, "dtype", self.dtype in DTYPE_NAMES, f"one of {DTYPE_NAMES}")
+        device_ok = re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", str(self.device)) is not None
+        require(self, "device", device_ok, "auto, cpu, cuda, cuda:N or mps")
 
 
 # ---------------------------------------------------------------------------------------
@@ -179,17 +222,25 @@ def resolve_key(config: Any, key: str) -> str:
     raise ConfigError(f"unknown config key {key!r}.{hint} Run with --help to list every key.")
 
 
-def _set_path(config: Any, path: str, value: Any) -> Any:
-    """A copy of `config` with the dotted `path` set to `value` (dataclasses stay immutable)."""
-    head, _, rest = path.partition(".")
-    if not rest:
-        return dataclasses.replace(config, **{head: value})
-    return dataclasses.replace(config, **{head: _set_path(getattr(config, head), rest, value)})
+def _apply(config: Any, changes: Mapping[str, Any]) -> Any:
+    """A copy of `config` with dotted paths set; each section is rebuilt once, with all of its
+    changes together, so that its `__post_init__` checks see the final values (--dim=30
+    --heads=3 must not fail on the intermediate dim=30, heads=4)."""
+    direct = {k: v for k, v in changes.items() if "." not in k}
+    nested: dict[str, dict[str, Any]] = {}
+    for key, value in changes.items():
+        if "." in key:
+            head, rest = key.split(".", 1)
+            nested.setdefault(head, {})[rest] = value
+    for head, sub in nested.items():
+        direct[head] = _apply(getattr(config, head), sub)
+    return dataclasses.replace(config, **direct)
 
 
 def override(config: C, overrides: Mapping[str, Any]) -> C:
     """Apply {key: value} overrides; string values are parsed to the field's type."""
     keys = flat_keys(config)
+    changes = {}
     for key, value in overrides.items():
         path = resolve_key(config, key)
         tp = keys[path][0]
@@ -204,8 +255,8 @@ def override(config: C, overrides: Mapping[str, Any]) -> C:
             raise ConfigError(f"{path} expects {_describe(tp)}, got {value!r}")
         if isinstance(value, list) and typing.get_origin(tp) is tuple:
             value = tuple(value)
-        config = _set_path(config, path, value)
-    return config
+        changes[path] = value
+    return _apply(config, changes)
 
 
 def _split_argv(argv: Sequence[str]) -> tuple[str | None, dict[str, str], bool]:

@@ -17,7 +17,7 @@ from torch.utils.data import Dataset
 
 from video_tokenizer.model import TokenizerConfig, VideoTokenizer
 from worldmodels.checkpoint import find_checkpoint, load_weights, read_json
-from worldmodels.config import RunConfig, from_dict
+from worldmodels.config import RunConfig, at_least, from_dict, require
 from worldmodels.data.atari import PRESETS as ATARI_PRESETS
 from worldmodels.data.atari import AtariClips
 from worldmodels.data.synthetic import MovingSprites
@@ -26,6 +26,7 @@ from worldmodels.metrics import CodebookStats, psnr
 from worldmodels.viz.frames import frame_grid
 
 CHAPTER_DIR = Path(__file__).resolve().parent.parent
+SOURCES = ("atari", "folder", "sprites")
 
 
 @dataclass
@@ -37,6 +38,10 @@ class DataConfig:
     folder: str = ""  # for source="folder": a folder of video files
     clip_len: int = 4  # T, frames per training clip (1 + t*k with temporal compression)
     eval_clips: int = 128  # held-out clips scored at each evaluation, evenly spread
+
+    def __post_init__(self):  # bad values stop the run at start-up, naming the key
+        at_least(self, 1, "clip_len", "eval_clips")
+        require(self, "source", self.source in SOURCES, f"one of {SOURCES}")
 
 
 @dataclass
@@ -149,12 +154,18 @@ def build_datasets(config: Config, progress: bool = True) -> dict[str, Dataset]:
         if not data.folder:
             raise ValueError("data.source='folder' needs --folder=/path/to/videos")
         videos = VideoFolder(data.folder, data.clip_len, size=size)
-        # Your own videos: the last tenth of the clips (by index) is held out.
-        cut = max(1, int(len(videos) * 0.9))
+        if len(videos) < 2:  # validation must not be the training clip itself
+            raise ValueError(
+                f"video folder {data.folder} gives {len(videos)} clip of {data.clip_len} "
+                "frames: at least 2 are needed (one to train, one held out); add videos or "
+                "lower --clip_len"
+            )
+        # Your own videos: the last tenth of the clips (by index, at least one) is held out.
+        cut = min(len(videos) - 1, max(1, int(len(videos) * 0.9)))
         indices = list(range(len(videos)))
         return {
             "train": torch.utils.data.Subset(videos, indices[:cut]),
-            "val": torch.utils.data.Subset(videos, indices[cut:] or indices[-1:]),
+            "val": torch.utils.data.Subset(videos, indices[cut:]),
         }
     if data.source == "sprites":  # synthetic moving squares: for tests and quick experiments
         return {

@@ -65,19 +65,23 @@ class TokenizerConfig:
 
     def __post_init__(self):
         self.fsq_levels = tuple(self.fsq_levels)  # a list from JSON becomes a tuple again
-        if self.quantizer not in QUANTIZERS:
-            raise ValueError(f"unknown quantizer {self.quantizer!r}; expected one of {QUANTIZERS}")
-        if self.dim % self.heads != 0:
-            raise ValueError(f"dim={self.dim} is not divisible by heads={self.heads}")
-        check_frame_size(self.image_size, self.image_size, self.patch)
         positive = (
             *("image_size", "channels", "patch", "dim", "heads", "encoder_depth"),
             *("decoder_depth", "vq_codebook_size", "vq_dim", "temporal_compression"),
             "max_frames",
         )
-        for name in positive:
+        for name in positive:  # first: the checks below divide by some of these
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+                raise ValueError(
+                    f"TokenizerConfig.{name} must be >= 1, got {getattr(self, name)}"
+                )
+        if not self.mlp_ratio > 0:
+            raise ValueError(f"TokenizerConfig.mlp_ratio must be > 0, got {self.mlp_ratio}")
+        if self.quantizer not in QUANTIZERS:
+            raise ValueError(f"unknown quantizer {self.quantizer!r}; expected one of {QUANTIZERS}")
+        if self.dim % self.heads != 0:
+            raise ValueError(f"dim={self.dim} is not divisible by heads={self.heads}")
+        check_frame_size(self.image_size, self.image_size, self.patch)
         if not self.fsq_levels or min(self.fsq_levels) < 2:
             raise ValueError(f"fsq_levels must be ints >= 2, got {self.fsq_levels}")
 

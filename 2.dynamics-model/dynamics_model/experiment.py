@@ -46,7 +46,7 @@ from dynamics_model.tokens import (  # noqa: F401  (CHAPTER_DIR, load_tokenizer:
     decode_frames,
     load_tokenizer,
 )
-from worldmodels.config import ConfigError, RunConfig
+from worldmodels.config import ConfigError, RunConfig, at_least, require
 from worldmodels.data.atari import NUM_ACTIONS
 from worldmodels.metrics import psnr
 from worldmodels.metrics.tokens import (
@@ -77,6 +77,11 @@ class DataConfig:
     horizon: int = 4  # frames rolled out at each evaluation (validate.py: 8)
     temporal_compression: int = 1  # the tokenizer's t, filled in by complete_config
 
+    def __post_init__(self):  # ranges that need no tokenizer; complete_config checks the rest
+        at_least(self, 1, "eval_clips", "rollout_clips", "context_frames", "temporal_compression")
+        at_least(self, 2, "clip_len", note="context + next frame")
+        require(self, "horizon", 1 <= self.horizon <= MAX_HORIZON, f"in [1, {MAX_HORIZON}]")
+
 
 @dataclass
 class SampleConfig:
@@ -88,6 +93,12 @@ class SampleConfig:
     confidence_noise: float = 0.0  # MaskGIT's annealed Gumbel noise on confidences
     seed: int = 0
 
+    def __post_init__(self):  # checked at start-up, not at the first evaluation
+        at_least(self, 1, "maskgit_steps")
+        require(self, "temperature", 0 <= self.temperature < math.inf, ">= 0 (0 = greedy)")
+        require(self, "top_p", 0 < self.top_p <= 1, "in (0, 1]")
+        require(self, "confidence_noise", 0 <= self.confidence_noise < math.inf, ">= 0")
+
 
 @dataclass
 class Config:
@@ -98,6 +109,10 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     sample: SampleConfig = field(default_factory=SampleConfig)
     run: RunConfig = field(default_factory=RunConfig)
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ConfigError(f"unknown kind {self.kind!r}; choose one of {KINDS}")
 
 
 def debug() -> Config:

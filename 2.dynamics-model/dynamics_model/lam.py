@@ -70,6 +70,8 @@ from video_tokenizer.patches import PatchEmbed, PixelShuffleHead, check_frame_si
 from video_tokenizer.position import SpatioTemporalPosition
 from video_tokenizer.transformer import SpatioTemporalTransformer
 
+from worldmodels.config import at_least, require
+
 
 @dataclass
 class LatentActionConfig:
@@ -88,6 +90,16 @@ class LatentActionConfig:
     # z = 0 onto a level's centre, and for L = 2 the rounding boundary is then at z = -3.8,
     # where tanh has no gradient left; every latent stayed on one code.
     action_levels: tuple[int, ...] = (3, 3)
+
+    def __post_init__(self):  # bad sizes stop at start-up with the key and the value
+        self.image_size = tuple(self.image_size)
+        at_least(self, 1, "channels", "patch", "max_frames", "dim", "heads")
+        at_least(self, 1, "encoder_depth", "decoder_depth")
+        require(self, "mlp_ratio", self.mlp_ratio > 0, "a number > 0")
+        require(self, "heads", self.dim % self.heads == 0, f"a divisor of dim={self.dim}")
+        require(self, "image_size", min(self.image_size) >= 1, "sizes >= 1")
+        self.action_levels = tuple(self.action_levels)
+        require(self, "action_levels", min(self.action_levels, default=0) >= 2, "levels >= 2")
 
     @property
     def num_latent_actions(self) -> int:

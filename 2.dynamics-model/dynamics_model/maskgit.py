@@ -38,6 +38,7 @@ from video_tokenizer.position import SpatioTemporalPosition
 from video_tokenizer.transformer import SpatioTemporalTransformer
 
 from dynamics_model.sampling import sample_from_logits
+from worldmodels.config import at_least, require
 
 
 @dataclass
@@ -52,6 +53,13 @@ class MaskGITConfig:
     depth: int = 8  # spatio-temporal blocks
     heads: int = 8  # G
     mlp_ratio: float = 4.0
+
+    def __post_init__(self):  # bad sizes stop at start-up with the key and the value
+        self.token_grid = tuple(self.token_grid)
+        at_least(self, 1, "vocab_size", "num_actions", "max_frames", "dim", "depth", "heads")
+        require(self, "mlp_ratio", self.mlp_ratio > 0, "a number > 0")
+        require(self, "heads", self.dim % self.heads == 0, f"a divisor of dim={self.dim}")
+        require(self, "token_grid", min(self.token_grid) >= 1, "sizes >= 1")
 
 
 def mask_schedule(u: torch.Tensor | float) -> torch.Tensor | float:
