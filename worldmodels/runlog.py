@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -41,18 +42,65 @@ def machine_description(device: torch.device) -> str:
     return f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
 
 
-def write_run_info(out_dir: Path, config: dict[str, Any], device: torch.device, **extra) -> None:
-    """Save the config, the command line, the commit and the machine beside the checkpoints."""
+def write_run_info(
+    out_dir: Path,
+    config: dict[str, Any],
+    device: torch.device,
+    resumed_from_step: int = 0,
+    **extra,
+) -> None:
+    """Save the config, the command line, the commit and the machine beside the checkpoints.
+
+    A fresh run writes `run.json`; a resumed run keeps the original record and appends one
+    entry (command, commit, time, machine, step, changed keys) to its "resumes" list.
+    """
+    path = Path(out_dir) / "run.json"
     info = {
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
         "git_commit": git_commit(),
         "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "machine": machine_description(device),
         "torch": torch.__version__,
-        "config": config,
-        **extra,
     }
-    write_json_atomic(Path(out_dir) / "run.json", info)
+    original = None
+    if resumed_from_step and path.exists():
+        try:
+            original = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            original = None  # unreadable: written afresh below, and the log says so
+    if isinstance(original, dict):
+        resume = {**info, "from_step": resumed_from_step, **extra}
+        original["resumes"] = [*original.get("resumes", []), resume]
+        write_json_atomic(path, original)
+        return
+    write_json_atomic(path, {**info, "config": config, "resumed_from_step": resumed_from_step,
+                             **extra})  # fmt: skip
+
+
+def truncate_log(path: Path, step: int) -> int:
+    """Drop the records after `step` (steps a resumed run replays); returns how many went.
+
+    A run killed after its last checkpoint logged steps that the resumed run trains again;
+    without this, `log.jsonl` would hold those steps twice.
+    """
+    path = Path(path)
+    if not path.exists():
+        return 0
+    lines = path.read_text().splitlines()
+    kept = []
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a last line cut short by a crash
+        logged = record.get("step") if isinstance(record, dict) else None
+        if not isinstance(logged, (int, float)) or logged <= step:
+            kept.append(line)
+    if len(kept) != len(lines):
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text("".join(f"{line}\n" for line in kept))
+        os.replace(tmp, path)
+    return len(lines) - len(kept)
 
 
 class RunLog:

@@ -88,6 +88,22 @@ class Runtime:
         if self.distributed:
             dist.barrier()
 
+    def max_over_ranks(self, value: int) -> int:
+        """The largest of an integer over all processes (used to agree on a stop signal)."""
+        if not self.distributed:
+            return value
+        tensor = torch.tensor(int(value), device=self.device)
+        dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+        return int(tensor.item())
+
+    def gather_to_main(self, obj):
+        """[obj of rank 0, obj of rank 1, ...] on rank 0 (None elsewhere); every rank calls."""
+        if not self.distributed:
+            return [obj]
+        gathered = [None] * self.world_size if self.is_main else None
+        dist.gather_object(obj, gathered, dst=0)
+        return gathered
+
     def all_reduce_mean(self, value: float) -> float:
         """The mean of a scalar over all processes (the value itself when not distributed)."""
         if not self.distributed:

@@ -18,10 +18,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import shutil
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,90 +30,22 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm  # a text bar: readable in terminals and in stored notebooks alike
 
-from worldmodels.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint, unwrap
+from worldmodels.checkpoint import rng_state, save_checkpoint, unwrap
 from worldmodels.config import RunConfig, to_dict
+from worldmodels.faults import StopRequest, save_after_error
+from worldmodels.runfolder import (
+    lock_run_folder,
+    prepare_out_dir,
+    record_final_metrics,
+    resume_run,
+)
 from worldmodels.runlog import RunLog, write_run_info
 from worldmodels.runtime import Runtime, move_to, teardown_runtime
-from worldmodels.schedule import warmup_cosine
+from worldmodels.steps import LossFn, LossModule, StepSampler, build_optimizer, set_lr
 
-LossFn = Callable[[nn.Module, Any], tuple[torch.Tensor, dict[str, Any]]]
+__all__ = ["LossModule", "StepSampler", "build_optimizer", "train", "train_and_report"]
+
 EvalFn = Callable[[nn.Module, int], dict[str, float]]
-
-
-class StepSampler:
-    """Batch indices for steps [start, stop): uniform with replacement, seeded by the step.
-
-    Sampling with replacement from a fixed generator per step makes the data order
-    independent of how the run was cut into pieces (resume) and of epoch boundaries.
-    """
-
-    def __init__(self, size: int, batch_size: int, seed: int, rank: int, start: int, stop: int):
-        if size == 0:
-            raise ValueError("the training dataset is empty: nothing to sample batches from")
-        self.size, self.batch_size = size, batch_size
-        self.seed, self.rank, self.start, self.stop = seed, rank, start, stop
-
-    def indices(self, step: int) -> list[int]:
-        # A fixed odd-constant mix of (seed, rank, step) gives each a distinct stream.
-        mixed = (self.seed * 1_000_003 + self.rank * 7_919 + step * 104_729) % (2**62)
-        generator = torch.Generator().manual_seed(mixed)
-        return torch.randint(self.size, (self.batch_size,), generator=generator).tolist()
-
-    def __iter__(self) -> Iterator[list[int]]:
-        for step in range(self.start, self.stop):
-            yield self.indices(step)
-
-    def __len__(self) -> int:
-        return max(0, self.stop - self.start)
-
-
-class LossModule(nn.Module):
-    """Wraps `model` and `loss_fn` into one module so DDP and torch.compile see the whole step.
-
-    DDP synchronises gradients only for computation that runs through its own forward; a
-    chapter's loss may call any method of its model (e.g. `model.masking_loss`), so the step
-    itself is what we wrap.
-    """
-
-    def __init__(self, model: nn.Module, loss_fn: LossFn):
-        super().__init__()
-        self.model = model
-        self.loss_fn = loss_fn
-
-    def forward(self, batch):
-        return self.loss_fn(self.model, batch)
-
-
-def build_optimizer(model: nn.Module, run: RunConfig, device: torch.device) -> torch.optim.AdamW:
-    """AdamW; weight decay on tensors of 2+ dims (weights, embeddings), not on gains and biases.
-
-    Decaying a norm's gain or a bias only pulls it towards 0 without regularising anything.
-    """
-    params = [p for p in model.parameters() if p.requires_grad]
-    groups = [
-        {"params": [p for p in params if p.ndim >= 2], "weight_decay": run.weight_decay},
-        {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
-    ]
-    return torch.optim.AdamW(
-        groups, lr=run.lr, betas=(run.beta1, run.beta2), fused=device.type == "cuda"
-    )
-
-
-def _set_lr(optimizer: torch.optim.Optimizer, run: RunConfig, step: int) -> float:
-    lr = warmup_cosine(step, run.lr, run.warmup_steps, run.steps, run.min_lr_ratio)
-    for group in optimizer.param_groups:
-        group["lr"] = lr
-    return lr
-
-
-def _prepare_out_dir(out_dir: Path, resume: bool, is_main: bool) -> None:
-    """A fresh run never mixes with an old one: the old folder is kept under a new name."""
-    has_old = (out_dir / "checkpoints").is_dir() or (out_dir / "log.jsonl").exists()
-    if resume or not has_old or not is_main:
-        return
-    kept = out_dir.with_name(f"{out_dir.name}-{time.strftime('%Y%m%d-%H%M%S')}")
-    shutil.move(str(out_dir), str(kept))
-    print(f"{out_dir} held an earlier run; moved it to {kept} (use --resume to continue one)")
 
 
 def _format(metrics: dict[str, float]) -> dict[str, str]:
@@ -135,22 +66,31 @@ def train(
     """Train `model` for `run.steps` optimizer steps; returns the final metrics.
 
     `config` is the full run config as a dict (saved beside every checkpoint so that
-    `validate.py` can rebuild the model). Evaluation and checkpoints happen on rank 0.
+    `validate.py` can rebuild the model). Evaluation and checkpoints happen on rank 0; other
+    ranks may pass `evaluate=None`. Rank 0 holds the run folder's lock throughout.
     """
     out_dir = Path(out_dir)
-    _prepare_out_dir(out_dir, run.resume, runtime.is_main)
+    lock = lock_run_folder(out_dir, runtime)
+    try:
+        return _train(model, loss_fn, dataset, run, runtime, out_dir, config, evaluate, collate_fn)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _train(model, loss_fn, dataset, run, runtime, out_dir, config, evaluate, collate_fn):
+    if runtime.is_main:
+        prepare_out_dir(out_dir, run.resume)
     runtime.barrier()
     model.to(runtime.device)
     optimizer = build_optimizer(model, run, runtime.device)
 
-    start_step, history = 0, {}
+    start_step, history, changed = 0, {}, {}
     if run.resume:
-        state = load_checkpoint(find_checkpoint(out_dir), model, optimizer)
-        start_step, history = state["step"], state.get("metrics", {})
-        if runtime.is_main:
-            print(f"resuming from {state['checkpoint']} at step {start_step}")
+        start_step, history, changed = resume_run(out_dir, model, optimizer, run, runtime, config)
     if runtime.is_main:
-        write_run_info(out_dir, config, runtime.device, resumed_from_step=start_step)
+        extra = {"changed": changed} if changed else {}
+        write_run_info(out_dir, config, runtime.device, start_step, **extra)
 
     if run.compile:
         # Compile the model's forward in place (methods such as `masking_loss` call it too).
@@ -166,8 +106,9 @@ def train(
     scaler = torch.amp.GradScaler(enabled=runtime.dtype == torch.float16)
 
     sampler = StepSampler(
-        len(dataset), run.batch_size, run.seed, runtime.rank, start_step, run.steps
-    )
+        len(dataset), run.batch_size, run.seed, runtime.rank, start_step, run.steps,
+        world_size=runtime.world_size,
+    )  # fmt: skip
     # The loader's own generator seeds its workers; without one it would draw from the global
     # RNG, and a resumed run (which creates its loader after restoring that RNG) would drift.
     loader = DataLoader(
@@ -191,9 +132,7 @@ def train(
     )
 
     def run_eval(step: int) -> None:
-        if evaluate is None:
-            return
-        if runtime.is_main:
+        if evaluate is not None and runtime.is_main:
             plain = unwrap(model)
             plain.eval()
             with torch.no_grad(), runtime.autocast():
@@ -202,76 +141,113 @@ def train(
             history.update(metrics)
             log.write(step=step, **metrics)
             bar.write(f"step {step}: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
-        runtime.barrier()
+        runtime.barrier()  # met by every rank, whether or not it evaluates
 
-    def save(step: int) -> None:
+    saved_step = start_step if run.resume else None  # the step whose checkpoint is on disk
+
+    def save(step: int, rng: dict | None = None, collective: bool = True) -> None:
+        """Rank 0 writes the checkpoint with every rank's RNG state (gathered: `collective`);
+        after an error, rank 0 alone writes its own (other ranks may be stuck)."""
+        nonlocal saved_step
+        rng = rng or rng_state()
+        if collective:
+            ranks = runtime.gather_to_main(rng)
+        else:
+            ranks = [rng] + [None] * (runtime.world_size - 1)
+        error = None
         if runtime.is_main:
-            save_checkpoint(
-                out_dir,
-                step,
-                model,
-                optimizer,
-                config,
-                {"metrics": history},
-                keep=run.keep_checkpoints,
-            )
-        runtime.barrier()
+            state = {"metrics": history, "world_size": runtime.world_size}
+            try:
+                save_checkpoint(
+                    out_dir, step, model, optimizer, config, state, run.keep_checkpoints, ranks
+                )
+            except Exception as err:  # noqa: BLE001 (re-raised below, on every rank)
+                error = err
+        if collective and runtime.max_over_ranks(error is not None):
+            raise error or RuntimeError(f"rank 0 could not save step {step} (see its error)")
+        if error is not None:
+            raise error
+        saved_step = step
 
     step = start_step
     window: dict[str, float] = {}
     window_start, window_steps = time.perf_counter(), 0
+    stop, signum = StopRequest(), 0
+    in_step = updating = False  # where an exception found the loop (see the except below)
+    step_rng = rng_state()  # the RNG state at the start of the step in progress
     model.train()
-    try:
-        for batch in loader:
-            lr = _set_lr(optimizer, run, step)
-            batch = move_to(batch, runtime.device)
-            with runtime.autocast():
-                loss, metrics = step_module(batch)
-            scaler.scale(loss).backward()
-            if run.grad_clip > 0:
-                scaler.unscale_(optimizer)
-                grad_norm = nn.utils.clip_grad_norm_(model.parameters(), run.grad_clip)
-                metrics = {**metrics, "grad_norm": grad_norm}
-            scaler.step(optimizer)
-            scaler.update()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
-            bar.update(1)
+    with stop:
+        try:
+            for batch in loader:
+                in_step, step_rng = True, rng_state()
+                lr = set_lr(optimizer, run, step)
+                batch = move_to(batch, runtime.device)
+                with runtime.autocast():
+                    loss, metrics = step_module(batch)
+                scaler.scale(loss).backward()
+                if run.grad_clip > 0:
+                    scaler.unscale_(optimizer)
+                    grad_norm = nn.utils.clip_grad_norm_(model.parameters(), run.grad_clip)
+                    metrics = {**metrics, "grad_norm": grad_norm}
+                updating = True  # an exception from here to `step += 1`: half-updated weights
+                scaler.step(optimizer)
+                scaler.update()
+                optimizer.zero_grad(set_to_none=True)
+                step += 1
+                in_step = updating = False
+                bar.update(1)
 
-            # Accumulate metrics as tensors; .item() (a device sync) only once per log line.
-            for key, value in {"loss": loss.detach(), **metrics}.items():
-                window[key] = window.get(key, 0.0) + torch.as_tensor(value).detach().float()
-            window_steps += 1
-            if step % run.log_every == 0 or step == run.steps:
-                seconds = time.perf_counter() - window_start
-                means = {k: float(v) / window_steps for k, v in window.items()}
-                if not all(math.isfinite(v) for v in means.values()):
-                    raise FloatingPointError(f"non-finite metrics at step {step}: {means}")
-                speed = window_steps / seconds
-                log.write(
-                    step=step,
-                    lr=lr,
-                    steps_per_s=speed,
-                    samples_per_s=speed * run.batch_size * runtime.world_size,
-                    **means,
-                )
-                bar.set_postfix(_format({**means, "lr": lr}), refresh=False)
-                window, window_start, window_steps = {}, time.perf_counter(), 0
-            if run.eval_every and step % run.eval_every == 0 and step < run.steps:
-                run_eval(step)
-            if run.checkpoint_every and step % run.checkpoint_every == 0 and step < run.steps:
-                save(step)
-    except KeyboardInterrupt:
+                # Accumulate metrics as tensors; .item() (a device sync) once per log line.
+                for key, value in {"loss": loss.detach(), **metrics}.items():
+                    window[key] = window.get(key, 0.0) + torch.as_tensor(value).detach().float()
+                window_steps += 1
+                if step % run.log_every == 0 or step == run.steps:
+                    seconds = time.perf_counter() - window_start
+                    means = {k: float(v) / window_steps for k, v in window.items()}
+                    if not all(math.isfinite(v) for v in means.values()):
+                        raise FloatingPointError(f"non-finite metrics at step {step}: {means}")
+                    speed = window_steps / seconds
+                    log.write(
+                        step=step,
+                        lr=lr,
+                        steps_per_s=speed,
+                        samples_per_s=speed * run.batch_size * runtime.world_size,
+                        **means,
+                    )
+                    bar.set_postfix(_format({**means, "lr": lr}), refresh=False)
+                    window, window_start, window_steps = {}, time.perf_counter(), 0
+                if run.eval_every and step % run.eval_every == 0 and step < run.steps:
+                    run_eval(step)
+                if run.checkpoint_every and step % run.checkpoint_every == 0 and step < run.steps:
+                    save(step)
+                # A signal only set a flag; here, between steps, every rank agrees to stop.
+                signum = runtime.max_over_ranks(stop.signum or 0)
+                if signum:
+                    break
+        except BaseException as err:
+            bar.close()
+            # During a step, the RNG state to save is the one from before that step began.
+            rng = step_rng if in_step else rng_state()
+            last = start_step if saved_step is None else saved_step
+            save_after_error(err, step, last, in_step, updating,
+                             lambda s: save(s, rng, collective=False))  # fmt: skip
+            raise
         bar.close()
-        if step > start_step:
+        # The final (or interrupted) save comes before the final evaluation, so an error
+        # in the evaluation loses nothing. A fresh run of 0 steps saves its initial weights.
+        if step != saved_step and (step > start_step or not run.resume):
             save(step)
+        if signum:
             if runtime.is_main:
-                print(f"\ninterrupted: saved step {step} to {out_dir}; continue with --resume")
-        raise
-    bar.close()
-    if step > start_step or not (out_dir / "checkpoints").exists():
+                print(f"\nstopped by signal {signum}: saved step {step} to {out_dir}; "
+                      "continue with --resume")  # fmt: skip
+            stop.stop(signum)
+    if step > start_step or not run.resume:
         run_eval(step)
-        save(step)
+        if runtime.is_main and evaluate is not None:  # the final metrics beside the weights
+            record_final_metrics(out_dir, step, history)
+    elif runtime.is_main:
+        print(f"{out_dir} is already at step {step} of {run.steps}; raise --steps to go on")
     return {"step": step, "out_dir": str(out_dir), **history}
 
 

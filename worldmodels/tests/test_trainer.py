@@ -11,6 +11,7 @@ from torch.utils.data import Dataset
 
 from worldmodels.checkpoint import (
     CheckpointError,
+    CheckpointWarning,
     find_checkpoint,
     load_checkpoint,
     save_checkpoint,
@@ -61,17 +62,9 @@ class Config:
 def fit(tmp_path, steps, resume=False, name="run", evaluate=None, loss=mse, **run_kw):
     torch.manual_seed(0)
     model = Noisy()
+    settings = dict(lr=3e-2, warmup_steps=5, log_every=5, eval_every=10, checkpoint_every=10)
     run = RunConfig(
-        steps=steps,
-        batch_size=16,
-        lr=3e-2,
-        warmup_steps=5,
-        log_every=5,
-        eval_every=10,
-        checkpoint_every=10,
-        resume=resume,
-        progress=False,
-        **run_kw,
+        steps=steps, batch_size=16, resume=resume, progress=False, **{**settings, **run_kw}
     )
     runtime = setup_runtime("cpu", "float32", seed=run.seed)
     if resume:  # a resumed process starts from a different RNG state than the original
@@ -186,7 +179,10 @@ def test_checkpoint_round_trip_and_corruption(tmp_path):
     with pytest.raises(CheckpointError, match="no checkpoint"):
         find_checkpoint(tmp_path / "nowhere")
     (find_checkpoint(tmp_path) / "model.safetensors").unlink()
-    with pytest.raises(CheckpointError, match="missing"):
+    # the newest step is incomplete: the newest complete one is used, with a warning
+    with pytest.warns(CheckpointWarning, match="step_000006 .* incomplete"):
+        assert find_checkpoint(tmp_path).name == "step_000005"
+    with pytest.warns(CheckpointWarning), pytest.raises(CheckpointError, match="step_000005/m"):
         load_checkpoint(tmp_path, Noisy())
 
 
@@ -194,8 +190,10 @@ def test_step_sampler_is_a_function_of_the_step():
     whole = list(StepSampler(100, 4, seed=1, rank=0, start=0, stop=10))
     tail = list(StepSampler(100, 4, seed=1, rank=0, start=6, stop=10))
     assert whole[6:] == tail
-    other_rank = list(StepSampler(100, 4, seed=1, rank=1, start=0, stop=10))
-    assert other_rank != whole
+    # two ranks of batch 4 take the two halves of one process's batch of 8
+    halves = [list(StepSampler(100, 4, 1, rank, 0, 10, world_size=2)) for rank in (0, 1)]
+    single = list(StepSampler(100, 8, seed=1, rank=0, start=0, stop=10))
+    assert [a + b for a, b in zip(*halves)] == single and halves[0] != halves[1]
     with pytest.raises(ValueError, match="empty"):
         StepSampler(0, 4, 0, 0, 0, 1)
 
