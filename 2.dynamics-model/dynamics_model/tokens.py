@@ -103,6 +103,19 @@ def _save_atomic(path: Path, tensors: dict[str, torch.Tensor]) -> None:
     os.replace(tmp, path)
 
 
+def _load_cache(path: Path, keys: tuple[str, ...]) -> dict[str, torch.Tensor]:
+    """A token cache file, with any damage reported as an error naming the file."""
+    fix = "delete it and it will be remade"
+    try:
+        cache = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises several types for a damaged file
+        raise ValueError(f"token cache {path} cannot be read ({error}); {fix}") from error
+    missing = [k for k in keys if not isinstance(cache, dict) or k not in cache]
+    if missing:
+        raise ValueError(f"token cache {path} lacks {missing}; {fix}")
+    return cache
+
+
 class TokenClips(Dataset):
     """Clips of `clip_len` consecutive steps of one Atari split, as tokens.
 
@@ -150,7 +163,8 @@ class TokenClips(Dataset):
                 split, clip_len, self.atari_config, self.data_root / "atari", games=self.games,
                 progress=progress,
             )  # fmt: skip
-        cache = torch.load(self.cache_file, map_location="cpu", weights_only=True)
+        keys = ("tokens", "actions", "episode_games", "episode_lengths")
+        cache = _load_cache(self.cache_file, keys)
         self.tokens = cache["tokens"].long()  # (frames, h, w), every episode back to back
         self.actions = cache["actions"]  # (frames,)
         self.episode_games = cache["episode_games"].tolist()
@@ -291,7 +305,7 @@ class CompressedTokenClips(Dataset):
         )
         if not self.cache_file.exists():
             self._tokenise(tokenizer_dir, progress)
-        cache = torch.load(self.cache_file, map_location="cpu", weights_only=True)
+        cache = _load_cache(self.cache_file, ("tokens",))
         self.tokens = cache["tokens"].long()  # (clips, 1 + k, h, w)
         if len(self.tokens) != len(self.atari):
             raise ValueError(

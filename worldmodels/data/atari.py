@@ -384,6 +384,35 @@ def _manifest(config: AtariConfig, shards: list[dict], seconds: float) -> dict:
     }
 
 
+MANIFEST_KEYS = ("game_names", "shards")
+SHARD_KEYS = ("file", "split", "game", "frames", "sha256")
+
+
+def _check_manifest(manifest, path: Path) -> None:
+    """A manifest missing a key stops with the file and the key, not a bare KeyError."""
+    fix = "delete it to re-record (finished shards are kept)"
+    if not isinstance(manifest, dict):
+        raise ValueError(f"{path} is corrupt (expected a JSON object); {fix}")
+    for key in MANIFEST_KEYS:
+        if key not in manifest:
+            raise ValueError(f"{path} lacks the key {key!r}; {fix}")
+    for index, shard in enumerate(manifest["shards"]):
+        missing = [key for key in SHARD_KEYS if not isinstance(shard, dict) or key not in shard]
+        if missing:
+            raise ValueError(f"{path}: shards[{index}] lacks the key(s) {missing}; {fix}")
+
+
+def check_shard_digest(path: Path, expected: str) -> None:
+    """The shard's bytes hash to the manifest's sha256 (a zeroed or swapped file does not)."""
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != expected:
+        raise ValueError(
+            f"Atari shard {path} is corrupt: its sha256 {digest[:12]}... is not the "
+            f"manifest's {expected[:12]}... (changed after recording); delete it and it will "
+            "be re-recorded on next use"
+        )
+
+
 def ensure_recorded(
     config: AtariConfig | str | None = None, root: Path | str | None = None, progress: bool = True
 ) -> tuple[Path, dict]:
@@ -399,6 +428,7 @@ def ensure_recorded(
                 f"{manifest_path} is corrupt ({error}); delete it to re-record (finished "
                 "shards are kept)"
             ) from error
+        _check_manifest(manifest, manifest_path)
         if all((folder / shard["file"]).exists() for shard in manifest["shards"]):
             return folder, manifest
     return folder, record(config, root, progress)
@@ -465,6 +495,8 @@ class AtariClips(torch.utils.data.Dataset):
         frames, actions, episode_games = [], [], []
         for shard in shards:
             path = self.folder / shard["file"]
+            if path.exists():  # (a missing file is named by load_shard)
+                check_shard_digest(path, shard["sha256"])  # once per shard, when it is read
             arrays = load_shard(path)
             if len(arrays["actions"]) != shard["frames"]:
                 raise ValueError(

@@ -59,11 +59,22 @@ def _open_npz(path: Path):
         raise ValueError(f"{path}: not a readable .npz archive ({error})") from error
 
 
+def _member(archive, path: Path, key: str) -> np.ndarray:
+    """archive[key]: a member is read (and decompressed) only now, so damage inside it
+    surfaces here, not at np.load; name the file and the member."""
+    try:
+        return archive[key]
+    except Exception as error:  # zipfile.BadZipFile (CRC), zlib.error, ValueError, EOFError
+        raise ValueError(
+            f"{path}: member '{key}' is corrupt ({type(error).__name__}: {error})"
+        ) from error
+
+
 def _require(archive, path: Path, key: str, dtypes: tuple, shape: tuple | None) -> np.ndarray:
     """archive[key] with a dtype in `dtypes` and the given shape (None entries = any)."""
     if key not in archive.files:
         raise ValueError(f"{path}: missing key '{key}' (keys present: {sorted(archive.files)})")
-    array = archive[key]
+    array = _member(archive, path, key)
     if array.dtype not in dtypes:
         names = " or ".join(str(np.dtype(d)) for d in dtypes)
         raise ValueError(f"{path}: '{key}' has dtype {array.dtype}, expected {names}")
@@ -286,9 +297,10 @@ def load_ouster_npz(path) -> OusterRecording:
             key: _require(archive, path, key, (np.int64, np.int32), ())
             for key in ("n_frames", "beams", "columns")
         }
-        if "sensor" not in archive.files or archive["sensor"].dtype.kind != "U":
+        sensor = _member(archive, path, "sensor") if "sensor" in archive.files else None
+        if sensor is None or sensor.dtype.kind != "U":
             raise ValueError(f"{path}: expected a string 'sensor' entry (the sensor model)")
-        sensor = str(archive["sensor"])
+        sensor = str(sensor)
         beams, columns = int(header["beams"]), int(header["columns"])
         scans = []
         for index in range(int(header["n_frames"])):
