@@ -10,6 +10,10 @@ and saves into `<run>/validation/`:
   codebook.png    how often each code is used on held-out episodes, sorted
   training.png    training loss and held-out PSNR against steps, from log.jsonl
   metrics.json    every number printed
+Every PSNR carries a 95% interval from a seeded bootstrap over held-out episodes (clips of
+one episode are not independent). `--baseline RUN` scores a second tokenizer on the same
+clips and reports the paired difference (this run minus the baseline) with its interval:
+FSQ against VQ in the README is measured this way.
 `--figures DIR` also copies the pictures there (the README's figures are made this way).
 `--export DIR` writes a stand-alone copy of the tokenizer (model.safetensors, config.json and
 these metrics): `1.video-tokenizer/pretrained/` is made this way, for chapter 2 to use.
@@ -37,7 +41,8 @@ from video_tokenizer.experiment import (
 from video_tokenizer.model import VideoTokenizer
 
 from worldmodels.checkpoint import find_checkpoint, read_json, write_json_atomic
-from worldmodels.metrics import CodebookStats
+from worldmodels.metrics import CodebookStats, psnr
+from worldmodels.metrics.bootstrap import mean_interval
 from worldmodels.runlog import read_log
 from worldmodels.runtime import pick_device, seed_everything
 from worldmodels.viz.frames import frame_grid
@@ -117,6 +122,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--figures", default=None, help="also copy the pictures to this folder")
     parser.add_argument("--export", default=None, help="write the tokenizer + metrics here")
+    parser.add_argument(
+        "--baseline", default=None, help="another tokenizer run: paired PSNR difference"
+    )
     args = parser.parse_args(argv)
 
     seed_everything(0)
@@ -127,6 +135,22 @@ def main(argv=None) -> dict:
     sets = {name: stack_clips(ds, fixed_subset(ds, args.clips)) for name, ds in held_out.items()}
 
     metrics = evaluate_sets(model, sets)
+    episodes = {
+        name: held_out[name].clip_episodes()[fixed_subset(held_out[name], args.clips)]
+        for name in sets
+    }
+    baseline = load_tokenizer(args.baseline, pick_device(args.device))[0] if args.baseline else None
+    intervals = {}
+    for name, frames in sets.items():
+        clip_psnr = psnr(reconstruct(model, frames)[1], frames).mean(1)  # (B,) over frames
+        intervals[f"{name}_psnr"] = mean_interval(clip_psnr, episodes[name])
+        if baseline is not None:
+            other = psnr(reconstruct(baseline, frames)[1], frames).mean(1)  # (B,)
+            intervals[f"{name}_psnr_minus_baseline"] = mean_interval(
+                clip_psnr - other, episodes[name]
+            )
+    for key, interval in intervals.items():
+        print(f"{key:32s} {interval}")
     for name, frames in sets.items():
         shown = frames[:: max(1, len(frames) // 6)][:6]
         _, recon = reconstruct(model, shown)
@@ -142,9 +166,13 @@ def main(argv=None) -> dict:
     if (run_dir / "log.jsonl").exists():
         plot_training(run_dir / "log.jsonl", out_dir / "training.png")
 
+    for key, interval in intervals.items():
+        metrics.update(interval.as_dict(key))
     metrics = {
         "checkpoint": str(find_checkpoint(Path(args.run))),
         "clips": args.clips,
+        "baseline": args.baseline,
+        "intervals": "95%, seeded bootstrap over held-out episodes (2000 resamples)",
         **{k: round(v, 4) for k, v in metrics.items()},
     }
     write_json_atomic(out_dir / "metrics.json", metrics)

@@ -264,6 +264,9 @@ class ARDynamics(nn.Module):
         logits = self(ids[:, :-1])[:, -N:]  # (B, N, K): the outputs that predict ids[:, -N:]
         return rearrange(logits, "b (h w) k -> b h w k", h=self.config.token_grid[0])
 
+    # 1X's "fully teacher-forced" scenario: token n sees the true tokens < n
+    fully_teacher_forced_logits = teacher_forced_logits
+
     # ----- sampling -----------------------------------------------------------------------
 
     def _prompt(self, context: torch.Tensor, actions: torch.Tensor | None) -> torch.Tensor:
@@ -294,15 +297,45 @@ class ARDynamics(nn.Module):
         to the new frame (None if use_actions=False). Returns (B, h, w) int64.
         Cost: one pass over the prompt, then N single-element passes.
         """
-        prompt = self._prompt(context, actions)  # (B, L0)
+        new_ids, _ = self._decode_cached(
+            self._prompt(context, actions),
+            lambda logits: sample_from_logits(logits, temperature, top_p, generator),
+        )
+        return self._to_frame(new_ids)
+
+    def _decode_cached(self, prompt: torch.Tensor, choose) -> tuple[list, list]:
+        """Decode one frame after `prompt` (B, L0) with a KV cache, token n chosen by
+        `choose(logits (B, K)) -> (B,)`. Returns the N chosen ids and the N logits, each (B,)
+        and (B, K). (Twin: generate_next_no_cache, kept uncached on purpose, compared in
+        the tests.)"""
         cache = self.new_cache(prompt.shape[0])
         logits = self(prompt, cache)[:, -1]  # (B, K): distribution of f_T[0]
-        new_ids = []
+        new_ids, all_logits = [], []
         for n in range(self.num_tokens):
-            new_ids.append(sample_from_logits(logits, temperature, top_p, generator))  # (B,)
+            all_logits.append(logits)
+            new_ids.append(choose(logits))  # (B,)
             if n < self.num_tokens - 1:
                 logits = self(new_ids[-1][:, None], cache)[:, -1]  # (B, K): f_T[n + 1]
-        return self._to_frame(new_ids)
+        return new_ids, all_logits
+
+    @torch.no_grad()
+    def temporally_teacher_forced_logits(
+        self, tokens: torch.Tensor, actions: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Logits (B, h, w, K) for the LAST frame without its own true tokens (1X's ranking
+        scenario, "temporally teacher-forced"): the true frames < T-1 and their actions are
+        given; token n is conditioned on the model's own greedy (argmax) tokens < n of the
+        frame, as when it generates. Compare `teacher_forced_logits`, which gives it the
+        true tokens < n (1X's easier "fully teacher-forced" scenario).
+        """
+        if tokens.ndim != 4 or tokens.shape[1] < 2:
+            raise ValueError(f"tokens must be (B, T, h, w) with T >= 2, got {tuple(tokens.shape)}")
+        T = tokens.shape[1]
+        prompt_actions = None if actions is None else actions[:, : T - 1]
+        prompt = self._prompt(tokens[:, :-1], prompt_actions)  # (B, L0)
+        _, logits = self._decode_cached(prompt, lambda logits: logits.argmax(-1))
+        logits = torch.stack(logits, dim=1)  # (B, N, K)
+        return rearrange(logits, "b (h w) k -> b h w k", h=self.config.token_grid[0])
 
     @torch.no_grad()
     def generate_next_no_cache(

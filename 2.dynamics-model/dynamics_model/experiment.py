@@ -39,6 +39,13 @@ from video_tokenizer.model import VideoTokenizer
 from dynamics_model.ar import ARConfig, ARDynamics
 from dynamics_model.lam import LatentActionConfig, LatentActionModel
 from dynamics_model.maskgit import MaskGITConfig, MaskGITDynamics
+from dynamics_model.scoring import (
+    add_interval,
+    clip_teacher_forced,
+    nats_to_bits,
+    nmi_gain_interval,
+    token_baselines,
+)
 from dynamics_model.tokens import (  # noqa: F401  (CHAPTER_DIR, load_tokenizer: for the scripts)
     CHAPTER_DIR,
     CompressedTokenClips,
@@ -52,14 +59,15 @@ from worldmodels.metrics import psnr
 from worldmodels.metrics.tokens import (
     confusion_matrix,
     copy_last_frame_accuracy,
+    delta_psnr,
     normalized_mutual_information,
-    token_cross_entropy,
-    unigram_cross_entropy,
+    unigram_log_probs,
 )
 from worldmodels.viz.frames import frame_grid
 
 KINDS = ("maskgit", "ar", "lam")
 MAX_HORIZON = 8  # frames rolled out by validate.py
+FULL_TF_CLIPS = 128  # clips scored fully teacher-forced (MaskGIT: N passes per clip)
 
 
 @dataclass
@@ -363,26 +371,6 @@ def _device(model: nn.Module) -> torch.device:
 
 
 @torch.no_grad()
-def teacher_forced(model: nn.Module, tokens: torch.Tensor, actions: torch.Tensor, batch=64):
-    """CE (nats, bits) and accuracy of the last frame's tokens given the true past frames.
-
-    MaskGIT sees the last frame fully masked (its first sampling step); AR sees every token
-    before each one, the last frame's own earlier tokens included, an easier task per token.
-    """
-    device = _device(model)
-    action_chunks = [None] * len(tokens.split(batch)) if actions is None else actions.split(batch)
-    logits = torch.cat(
-        [
-            model.teacher_forced_logits(t.to(device), a if a is None else a.to(device))
-            .float()
-            .cpu()
-            for t, a in zip(tokens.split(batch), action_chunks)
-        ]
-    )  # (B, h, w, K)
-    return token_cross_entropy(logits, tokens[:, -1])
-
-
-@torch.no_grad()
 def rollout(
     model: nn.Module,
     context: torch.Tensor,
@@ -497,15 +485,20 @@ class Evaluator:
         self.horizon = horizon or data.horizon
         self.game_names = datasets["val"].game_names
         val = datasets["val"]
-        self.scored = stack_items(val, fixed_subset(val, eval_clips or data.eval_clips))
+        scored = fixed_subset(val, eval_clips or data.eval_clips)
+        self.scored = stack_items(val, scored)
+        self.scored_episodes = val.clip_episodes()[scored]  # (B,): the bootstrap's groups
         self.last: dict[str, torch.Tensor] = {}
         if self.kind == "lam":
             return
-        train_tokens = datasets["train"].tokens
-        targets = self.scored["tokens"][:, -1]  # (B, h, w): what teacher forcing predicts
-        K = tokenizer.codebook_size
+        # Baselines fit on the training tokens of the games this run trains on (data.games).
+        self.baseline_clips = token_baselines(
+            datasets["train"].game_episode_tokens(), self.scored["tokens"], tokenizer.codebook_size
+        )
         self.baselines = {
-            "unigram_ce_nats": unigram_cross_entropy(train_tokens, targets, K),
+            "unigram_ce_nats": self.baseline_clips["unigram"].mean().item(),
+            "previous_frame_ce_nats": self.baseline_clips["previous_frame"].mean().item(),
+            "previous_frame_eps": self.baseline_clips["previous_frame_eps"],
             "copy_last_token_accuracy": copy_last_frame_accuracy(
                 self.scored["tokens"], last_only=True
             ),
@@ -531,9 +524,9 @@ class Evaluator:
             progress=False,
             games=data.games or None,
         )
-        self.rolled = stack_items(
-            long_clips, fixed_subset(long_clips, rollout_clips or data.rollout_clips)
-        )
+        rolled = fixed_subset(long_clips, rollout_clips or data.rollout_clips)
+        self.rolled = stack_items(long_clips, rolled)
+        self.rolled_episodes = long_clips.clip_episodes()[rolled]  # (B,)
         self._pixel_baselines()
 
     def _pixel_baselines(self) -> None:
@@ -596,35 +589,64 @@ class Evaluator:
             "psnr": model_psnr,
         }
         if self.full:
+            episodes = self.rolled_episodes
+            for k in range(F):  # paired per clip: the model minus each copy baseline
+                add_interval(
+                    metrics, f"rollout_minus_copy_tokens_psnr_h{k + 1}",
+                    model_psnr[:, k] - self.copy_tokens_psnr[:, k], episodes,
+                )  # fmt: skip
+                add_interval(
+                    metrics, f"rollout_minus_copy_psnr_h{k + 1}",
+                    model_psnr[:, k] - self.copy_psnr[:, k], episodes,
+                )  # fmt: skip
+            add_interval(
+                metrics, "rollout_minus_copy_tokens_psnr", model_psnr - self.copy_tokens_psnr,
+                episodes,
+            )  # fmt: skip
             metrics.update(self._controllability(model, model_psnr))
             metrics.update(time_sampling(model, tokens[:, :P], actions, sample))
         return metrics
 
     def _teacher_forced(self, model: nn.Module) -> dict[str, float]:
-        """Teacher-forced CE with the true actions, and how much worse with random ones.
+        """Teacher-forced CE of the last frame, in 1X's two scenarios (dynamics_model.scoring),
+        with the true actions, and how much worse with random ones.
 
+        tf_temporal_*: the frame's own true tokens hidden (what the 1X challenge ranks).
+        tf_full_*: its true tokens given (AR: those before each token; MaskGIT: all others);
+        validate.py only, on at most FULL_TF_CLIPS clips (MaskGIT needs N passes).
         tf_action_gain_nats = CE(random action into the last frame) - CE(true action), per
-        token: the information the model takes from the action. Far more sensitive than
-        ΔtPSNR, where the few pixels an action moves drown in the whole frame's error.
+        token (temporal scenario): the information the model takes from the action. Far more
+        sensitive than ΔtPSNR, where the few pixels an action moves drown in the frame's error.
         """
-        tokens, games = self.scored["tokens"], self.scored["game"]
-        tf = teacher_forced(model, tokens, self.scored["actions"])
-        tf_random = teacher_forced(model, tokens, self.scored_random_actions)
+        tokens, games, actions = self.scored["tokens"], self.scored["game"], self.scored["actions"]
+        nats, accuracy = clip_teacher_forced(model, "temporal", tokens, actions)
+        random_nats, _ = clip_teacher_forced(model, "temporal", tokens, self.scored_random_actions)
         metrics = {
-            "tf_ce_nats": tf["nats"],
-            "tf_ce_bits": tf["bits"],
-            "tf_accuracy": tf["accuracy"],
-            "tf_ce_nats_random_actions": tf_random["nats"],
-            "tf_action_gain_nats": tf_random["nats"] - tf["nats"],
+            "tf_temporal_ce_nats": nats.mean().item(),
+            "tf_temporal_ce_bits": nats_to_bits(nats.mean().item()),
+            "tf_temporal_accuracy": accuracy.mean().item(),
+            "tf_temporal_ce_nats_random_actions": random_nats.mean().item(),
+            "tf_action_gain_nats": (random_nats - nats).mean().item(),
         }
         if not self.full:
             return metrics
+        episodes = self.scored_episodes
+        add_interval(metrics, "tf_action_gain_nats", random_nats - nats, episodes)
+        add_interval(metrics, "tf_temporal_minus_unigram_nats",
+                     nats - self.baseline_clips["unigram"], episodes)  # fmt: skip
+        add_interval(metrics, "tf_temporal_minus_previous_frame_nats",
+                     nats - self.baseline_clips["previous_frame"], episodes)  # fmt: skip
+        rows = fixed_subset(range(len(tokens)), FULL_TF_CLIPS)
+        full, full_accuracy = clip_teacher_forced(model, "full", tokens[rows], actions[rows])
+        metrics["tf_full_clips"] = float(len(rows))
+        metrics["tf_full_ce_nats"] = full.mean().item()
+        metrics["tf_full_ce_bits"] = nats_to_bits(full.mean().item())
+        metrics["tf_full_accuracy"] = full_accuracy.mean().item()
+        add_interval(metrics, "tf_temporal_minus_full_nats", nats[rows] - full, episodes[rows])
         for g in games.unique().tolist():
             rows, name = games == g, self.game_names[g]
-            true = teacher_forced(model, tokens[rows], self.scored["actions"][rows])
-            random = teacher_forced(model, tokens[rows], self.scored_random_actions[rows])
-            metrics[f"tf_ce_nats_{name}"] = true["nats"]
-            metrics[f"tf_action_gain_nats_{name}"] = random["nats"] - true["nats"]
+            metrics[f"tf_temporal_ce_nats_{name}"] = nats[rows].mean().item()
+            metrics[f"tf_action_gain_nats_{name}"] = (random_nats - nats)[rows].mean().item()
         return metrics
 
     def _controllability(self, model: nn.Module, model_psnr: torch.Tensor) -> dict[str, float]:
@@ -640,11 +662,14 @@ class Evaluator:
         metrics = {
             **_per_horizon("random_actions_psnr", random_psnr),
             **_per_horizon("delta_psnr", delta),
-            "delta_psnr": delta.mean().item(),
+            "delta_psnr": delta_psnr(model_psnr, random_psnr),
             "rollout_psnr": model_psnr.mean().item(),
             "copy_last_psnr": self.copy_psnr.mean().item(),
             "copy_last_tokens_psnr": self.copy_tokens_psnr.mean().item(),
         }
+        for k in range(delta.shape[1]):
+            add_interval(metrics, f"delta_psnr_h{k + 1}", delta[:, k], self.rolled_episodes)
+        add_interval(metrics, "delta_psnr", delta, self.rolled_episodes)
         self.last["random_psnr"] = random_psnr
         for g in games.unique().tolist():
             name, rows = self.game_names[g], games == g
@@ -697,6 +722,10 @@ class Evaluator:
             "lam_delta_psnr": (lam_psnr - random_psnr).mean().item(),
             "copy_last_psnr": psnr(frames[:, :-1], target).mean().item(),
         }
+        if self.full:
+            episodes = self.scored_episodes
+            metrics.update(nmi_gain_interval(latent, true, shuffled, episodes))
+            add_interval(metrics, "lam_delta_psnr", lam_psnr - random_psnr, episodes)
         for g in games.unique().tolist():
             rows = games == g
             lat, act = latent[rows].flatten(), true[rows].flatten()
@@ -734,10 +763,17 @@ class CompressedEvaluator:
         self.game_names = val.game_names
         self.t = data.temporal_compression
         self.horizon = self.t  # frames generated: the last latent frame stands for t frames
-        self.scored = stack_items(val, fixed_subset(val, eval_clips or data.eval_clips))
+        scored = fixed_subset(val, eval_clips or data.eval_clips)
+        self.scored = stack_items(val, scored)
+        self.scored_episodes = val.atari.clip_episodes()[scored]  # (B,)
         K = tokenizer.codebook_size
-        unigram = unigram_cross_entropy(datasets["train"].tokens, self.scored["tokens"][:, -1], K)
+        train_ids = datasets["train"].tokens  # (clips, 1 + k, h, w): clips overlap, so
+        # the unigram is fit on every training latent frame at every clip offset
+        log_q = unigram_log_probs(train_ids, K)  # (K,)
+        self.unigram_clips = (-log_q[self.scored["tokens"][:, -1]]).flatten(1).mean(1)  # (B,)
+        unigram = self.unigram_clips.mean().item()
         self.baselines = {"unigram_ce_nats": unigram, "unigram_ce_bits": unigram / math.log(2)}
+        self.tokenizer_device = next(tokenizer.parameters()).device
         rolled = CompressedTokenClips(
             "val", data.clip_len, data.tokenizer, data.atari_preset, with_frames=True,
             root=data.root or None, progress=False,
@@ -747,24 +783,35 @@ class CompressedEvaluator:
         future = frames[:, -self.t :]  # (B, t, C, H, W): the frames the last latent stands for
         last_seen = frames[:, -self.t - 1 : -self.t].expand_as(future)
         self.copy_psnr = psnr(last_seen, future)  # (B, t)
-        self.ceiling_psnr = psnr(tokenizer.decode(tokens)[:, -self.t :].float(), future)
+        self.ceiling_psnr = psnr(self._decode(tokens)[:, -self.t :], future)
         self.last: dict[str, torch.Tensor] = {}
 
     @torch.no_grad()
+    def _decode(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Latent token clips (B, 1 + k, h, w) -> frames on the CPU, decoded where the
+        tokenizer lives (the model may sit on another device)."""
+        return torch.cat(
+            [self.tokenizer.decode(c.to(self.tokenizer_device)).float().cpu()
+             for c in tokens.split(64)]
+        )  # fmt: skip
+
+    @torch.no_grad()
     def __call__(self, model: ARDynamics, step: int) -> dict[str, float]:
-        tf = teacher_forced(model, self.scored["tokens"], None)
-        metrics = {
-            "tf_ce_nats": tf["nats"],
-            "tf_ce_bits": tf["bits"],
-            "tf_accuracy": tf["accuracy"],
-        }
+        tokens = self.scored["tokens"]
+        metrics = {}
+        for scenario in ("temporal", "full"):
+            nats, accuracy = clip_teacher_forced(model, scenario, tokens, None)
+            metrics[f"tf_{scenario}_ce_nats"] = nats.mean().item()
+            metrics[f"tf_{scenario}_ce_bits"] = nats_to_bits(nats.mean().item())
+            metrics[f"tf_{scenario}_accuracy"] = accuracy.mean().item()
+            if self.full:
+                add_interval(metrics, f"tf_{scenario}_minus_unigram_nats",
+                             nats - self.unigram_clips, self.scored_episodes)  # fmt: skip
         metrics.update(self.baselines)
         tokens, frames = self.rolled["tokens"], self.rolled["frames"]
         generated = rollout(model, tokens[:, :-1], None, 1, self.config.sample)  # (B, 1, h, w)
         clip = torch.cat([tokens[:, :-1], generated], dim=1)  # (B, 1 + k, h, w)
-        decoded = torch.cat(
-            [self.tokenizer.decode(c.to(_device(model))).float().cpu() for c in clip.split(64)]
-        )  # (B, 1 + t*k, C, H, W)
+        decoded = self._decode(clip)  # (B, 1 + t*k, C, H, W)
         model_psnr = psnr(decoded[:, -self.t :], frames[:, -self.t :])  # (B, t)
         metrics.update(_per_horizon("rollout_psnr", model_psnr))
         metrics.update(_per_horizon("copy_last_psnr", self.copy_psnr))

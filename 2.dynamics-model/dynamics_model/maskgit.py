@@ -53,13 +53,20 @@ class MaskGITConfig:
     depth: int = 8  # spatio-temporal blocks
     heads: int = 8  # G
     mlp_ratio: float = 4.0
+    # Training masks: "cosine" (MaskGIT: exactly round(cos(pi/2 u) N) tokens, u ~ U(0, 1)) or
+    # "genie" (Genie: each token masked i.i.d. with a rate drawn from U(0.5, 1)).
+    masking: str = "cosine"
 
     def __post_init__(self):  # bad sizes stop at start-up with the key and the value
+        require(self, "masking", self.masking in MASKINGS, f"one of {MASKINGS}")
         self.token_grid = tuple(self.token_grid)
         at_least(self, 1, "vocab_size", "num_actions", "max_frames", "dim", "depth", "heads")
         require(self, "mlp_ratio", self.mlp_ratio > 0, "a number > 0")
         require(self, "heads", self.dim % self.heads == 0, f"a divisor of dim={self.dim}")
         require(self, "token_grid", min(self.token_grid) >= 1, "sizes >= 1")
+
+
+MASKINGS = ("cosine", "genie")
 
 
 def mask_schedule(u: torch.Tensor | float) -> torch.Tensor | float:
@@ -90,6 +97,16 @@ def random_mask(
     scores = torch.rand(*ratio.shape, N, generator=generator, device=ratio.device)  # (..., N)
     rank = scores.argsort(dim=-1).argsort(dim=-1)  # (..., N): rank of each position
     return rank < num_masked(ratio, N)[..., None]  # (..., N) bool
+
+
+def bernoulli_mask(
+    shape: tuple[int, ...], N: int, generator: torch.Generator | None = None, device=None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Genie's training mask: per frame a rate r ~ U(0.5, 1), then each of its N tokens is
+    masked with probability r, independently. Returns (mask (*shape, N) bool, r (*shape,))."""
+    rate = 0.5 + 0.5 * torch.rand(*shape, generator=generator, device=device)  # (...,)
+    draws = torch.rand(*shape, N, generator=generator, device=device)  # (..., N)
+    return draws < rate[..., None], rate
 
 
 @dataclass
@@ -179,8 +196,11 @@ class MaskGITDynamics(nn.Module):
         B, T, h, w = tokens.shape
         if T < 2:
             raise ValueError(f"masking_loss needs T >= 2 frames, got tokens {tuple(tokens.shape)}")
-        u = torch.rand(B, T, generator=generator, device=tokens.device)  # (B, T)
-        mask = random_mask(mask_schedule(u), self.num_tokens, generator)  # (B, T, N)
+        if self.config.masking == "genie":  # r ~ U(0.5, 1), Bernoulli(r) per token
+            mask, _ = bernoulli_mask((B, T), self.num_tokens, generator, tokens.device)
+        else:  # u ~ U(0, 1), exactly round(cos(pi/2 u) N) tokens
+            u = torch.rand(B, T, generator=generator, device=tokens.device)  # (B, T)
+            mask = random_mask(mask_schedule(u), self.num_tokens, generator)  # (B, T, N)
         first_target = T - 1 if last_frame_only else 1
         mask[:, :first_target] = False  # context frames stay fully visible
         mask = rearrange(mask, "b t (h w) -> b t h w", h=h)  # (B, T, h, w)
@@ -202,6 +222,31 @@ class MaskGITDynamics(nn.Module):
         masked = tokens.clone()  # (B, T, h, w)
         masked[:, -1] = self.mask_id
         return self(masked, actions)[:, -1]  # (B, h, w, K)
+
+    # 1X's "temporally teacher-forced" scenario: the frame sees none of its own true tokens
+    temporally_teacher_forced_logits = teacher_forced_logits
+
+    @torch.no_grad()
+    def fully_teacher_forced_logits(
+        self, tokens: torch.Tensor, actions: torch.Tensor, batch: int = 512
+    ) -> torch.Tensor:
+        """Logits (B, h, w, K) for the LAST frame, each token predicted with every OTHER true
+        token of the frame visible (leave one out: N passes). The MaskGIT counterpart of the
+        AR model's fully teacher-forced CE, where token n sees the true tokens < n: both see
+        the frame's own true tokens, which 1X's ranking metric (`teacher_forced_logits` here:
+        the frame fully masked) never gives a model."""
+        B, T, h, w = tokens.shape
+        out = []
+        for n in range(self.num_tokens):
+            masked = rearrange(tokens.clone(), "b t h w -> b t (h w)")  # (B, T, N)
+            masked[:, -1, n] = self.mask_id  # hide token n of the last frame only
+            masked = rearrange(masked, "b t (h w) -> b t h w", h=h)
+            logits = [
+                self(m, a)[:, -1].flatten(1, 2)[:, n]  # (b, K)
+                for m, a in zip(masked.split(batch), actions.split(batch))
+            ]
+            out.append(torch.cat(logits))  # (B, K)
+        return rearrange(torch.stack(out, 1), "b (h w) k -> b h w k", h=h)  # (B, h, w, K)
 
     # ----- sampling -----------------------------------------------------------------------
 

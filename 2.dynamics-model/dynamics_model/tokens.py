@@ -29,12 +29,13 @@ from video_tokenizer.experiment import load_tokenizer as load_chapter1_tokenizer
 from video_tokenizer.model import VideoTokenizer
 
 from worldmodels.checkpoint import find_checkpoint
-from worldmodels.data.atari import AtariClips, AtariConfig, resolve_config
+from worldmodels.data.atari import AtariClips, AtariConfig, ensure_recorded, resolve_config
+from worldmodels.data.leakage import novel_clip_starts
 
 CHAPTER_DIR = Path(__file__).resolve().parent.parent
 REPO_ROOT = CHAPTER_DIR.parent
 PRETRAINED_TOKENIZER = REPO_ROOT / "1.video-tokenizer" / "pretrained"
-CACHE_VERSION = 1  # bump when the cache layout or the tokenisation changes
+CACHE_VERSION = 2  # bump when the cache layout or the tokenisation changes
 
 
 def tokenizer_folder(path: str | Path = "") -> Path:
@@ -171,12 +172,17 @@ class TokenClips(Dataset):
         self.episode_lengths = cache["episode_lengths"].tolist()
         self.episode_starts = np.concatenate([[0], np.cumsum(self.episode_lengths)[:-1]])
         self._index = self._clip_index()
+        self.duplicates_dropped = 0
+        if split != "train":  # the clips AtariClips serves: none equals a training window
+            self._drop_training_windows(progress)
         kept = [
             length
             for length, game in zip(self.episode_lengths, self.episode_games)
             if self.games is None or self.game_names[game] in self.games
         ]
-        if self.atari is not None and self.atari.episode_lengths != kept:
+        if self.atari is not None and (
+            self.atari.episode_lengths != kept or len(self.atari) != len(self)
+        ):
             raise ValueError(
                 f"token cache {self.cache_file} does not match the Atari recording of split "
                 f"{split!r} (episode lengths differ); delete it and it will be remade"
@@ -227,6 +233,20 @@ class TokenClips(Dataset):
             )
         return np.concatenate(rows).astype(np.int64)
 
+    def _drop_training_windows(self, progress: bool) -> None:
+        """Leave out the clips whose frames repeat a training window, as AtariClips does."""
+        folder, manifest = ensure_recorded(self.atari_config, self.data_root / "atari", progress)
+        files = [shard["file"] for shard in manifest["shards"] if shard["split"] == self.split]
+        if len(files) != len(self.episode_lengths):
+            raise ValueError(
+                f"token cache {self.cache_file} holds {len(self.episode_lengths)} episodes but "
+                f"the recording's split {self.split!r} has {len(files)}; delete it to remake it"
+            )
+        novel = novel_clip_starts(folder, manifest, files, self.clip_len)
+        keep = np.array([novel[e][start] for e, start in self._index], dtype=bool)
+        self.duplicates_dropped = int((~keep).sum())
+        self._index = self._index[keep]
+
     def __len__(self) -> int:
         return len(self._index)
 
@@ -242,6 +262,25 @@ class TokenClips(Dataset):
         if self.with_frames:
             item["frames"] = self.atari[i]["frames"]  # (T, C, H, W), the same clip
         return item
+
+    def clip_episodes(self) -> np.ndarray:
+        """(num_clips,) int64: the episode (within this split) each clip is cut from."""
+        return self._index[:, 0].copy()
+
+    def game_tokens(self) -> torch.Tensor:
+        """(frames, h, w): the tokens of this dataset's games only (the cache holds every
+        game of the split), e.g. to fit a baseline on what the model trains on."""
+        return torch.cat(self.game_episode_tokens())
+
+    def game_episode_tokens(self) -> list[torch.Tensor]:
+        """Each episode of this dataset's games as (T_e, h, w) tokens."""
+        return [
+            self.tokens[int(start) : int(start) + length]
+            for start, length, game in zip(
+                self.episode_starts, self.episode_lengths, self.episode_games
+            )
+            if self.games is None or self.game_names[game] in self.games
+        ]
 
     def clip_games(self) -> torch.Tensor:
         """The game of every clip, (num_clips,) int64."""

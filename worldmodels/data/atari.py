@@ -17,6 +17,16 @@ game's own minimal action set. It keeps each action for a geometric number of st
 (mean `sticky_mean`) so the screen moves as it would under a player. Games with a FIRE
 button press it at the start and after each lost life (Breakout serves only on FIRE).
 
+Episodes that differ. ALE resets deterministically, so without care every episode of a
+game replays the same opening and a "held-out" episode repeats training frames exactly
+(format 1 did: 14-39% of the val frames of five games were pixel-identical to a training
+frame). Two sources of randomness keep episodes apart, as Machado et al. (2018) recommend:
+ALE v5's sticky actions (`repeat_action_probability` = 0.25: with that probability the
+emulator repeats the previous action instead of the one given, seeded per episode) and a
+random number of no-ops at reset (0..`noop_max`, not recorded). `worldmodels.data.leakage`
+measures what is left, and a test fails if a val or held-out-game window equals a training
+window.
+
 Splits: "train" and "val" are different episodes (different seeds) of the training
 games; "heldout_game" is a game never seen in training, for generalisation tests.
 
@@ -50,7 +60,7 @@ from einops import rearrange
 from PIL import Image
 from tqdm.auto import tqdm
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: sticky actions 0.25 + no-op starts, more val episodes
 DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "data" / "atari"
 SPLITS = ("train", "val", "heldout_game")
 # ALE's full action set, index = `ale_py.Action` value (checked against ale-py in the tests).
@@ -75,13 +85,14 @@ class AtariConfig:
     games: tuple[str, ...] = ("Pong", "Breakout", "MsPacman", "SpaceInvaders", "Freeway", "Enduro")
     heldout_game: str | None = "Boxing"  # never in train/val; None: no "heldout_game" split
     train_episodes: int = 8
-    val_episodes: int = 1
+    val_episodes: int = 8  # Breakout's random-play episodes are short: 8 give > 1,000 steps
     heldout_episodes: int = 3
     max_steps: int = 320  # agent steps (each = `frameskip` emulator frames)
     frame_size: int = 64  # H = W, pixels
     frameskip: int = 4
     sticky_mean: float = 4.0  # mean number of steps an action is held (geometric)
-    repeat_action_probability: float = 0.0  # ALE's own sticky actions, on top of the policy
+    repeat_action_probability: float = 0.25  # ALE v5's sticky actions (Machado et al. 2018)
+    noop_max: int = 30  # 0..noop_max no-ops after reset, not recorded: varied starts
     seed: int = 0
 
     def __post_init__(self):
@@ -98,7 +109,7 @@ class AtariConfig:
                 f"AtariConfig.heldout_game={self.heldout_game!r} is also a training game; "
                 "a held-out game must not be in `games`"
             )
-        for field in ("train_episodes", "val_episodes", "heldout_episodes"):
+        for field in ("train_episodes", "val_episodes", "heldout_episodes", "noop_max"):
             if getattr(self, field) < 0:
                 raise ValueError(f"AtariConfig.{field} must be >= 0, got {getattr(self, field)}")
         for field in ("max_steps", "frame_size", "frameskip"):
@@ -128,7 +139,7 @@ class AtariConfig:
 PRESETS = {
     # ~2,500 frames per training game (Breakout fewer: random play loses its lives fast).
     "debug": AtariConfig(),
-    "full": AtariConfig(train_episodes=16, val_episodes=2, heldout_episodes=6, max_steps=1000),
+    "full": AtariConfig(train_episodes=16, val_episodes=8, heldout_episodes=6, max_steps=1000),
 }
 
 
@@ -227,6 +238,10 @@ def record_episode(env, seed: int, config: AtariConfig) -> dict[str, np.ndarray]
     minimal = np.array([action.value for action in env.unwrapped.ale.getMinimalActionSet()])
     can_fire = FIRE in minimal
     screen, info = env.reset(seed=seed)
+    for _ in range(int(policy.integers(config.noop_max + 1))):  # a varied, unrecorded start
+        screen, _, terminated, truncated, info = env.step(0)  # NOOP
+        if terminated or truncated:
+            screen, info = env.reset()
     lives = info.get("lives", 0)
     frames, actions, rewards = [], [], []
     action, hold = 0, 0
@@ -445,7 +460,9 @@ class AtariClips(torch.utils.data.Dataset):
         actions=(T,) int64 in [0, 18), actions[t] taken at frames[t] (it leads to frames[t+1]),
         game=int, index into `game_names`,
     )
-    Clips start every `stride` steps inside each episode. All frames of the split are
+    Clips start every `stride` steps inside each episode; in "val" and "heldout_game", a clip
+    whose frames equal `clip_len` consecutive training frames is left out (counted in
+    `duplicates_dropped`), so no evaluation clip was trained on. All frames of the split are
     kept in memory as uint8 (64 x 64 x 3 = 12 KiB per frame). The recording is made on
     first use (see the module docstring); `config` is an AtariConfig, a preset name, or
     None for the "debug" preset. `games` keeps only those games of the split.
@@ -479,6 +496,9 @@ class AtariClips(torch.utils.data.Dataset):
         self._frames, self._actions, self.episode_games = self._load(shards)
         self.episode_lengths = [len(actions) for actions in self._actions]
         self._index = self._clip_index()
+        self.duplicates_dropped = 0  # evaluation clips equal to a training window, left out
+        if split != "train":
+            self._drop_training_windows(manifest, [shard["file"] for shard in shards])
 
     def _keep_games(self, shards: list[dict], games: Sequence[str] | None) -> list[dict]:
         if games is None:
@@ -524,6 +544,21 @@ class AtariClips(torch.utils.data.Dataset):
             )
         return np.concatenate(rows).astype(np.int64)
 
+    def _drop_training_windows(self, manifest: dict, files: list[str]) -> None:
+        """Held out means held out: leave out every clip whose frames equal, byte for byte,
+        `clip_len` consecutive frames of a training episode (see worldmodels.data.leakage)."""
+        from worldmodels.data.leakage import novel_clip_starts
+
+        novel = novel_clip_starts(self.folder, manifest, files, self.clip_len)
+        keep = np.array([novel[e][start] for e, start in self._index], dtype=bool)
+        self.duplicates_dropped = int((~keep).sum())
+        self._index = self._index[keep]
+        if not len(self._index):
+            raise ValueError(
+                f"every {self.clip_len}-frame clip of split {self.split!r} repeats a training "
+                "window; record more (or longer) episodes"
+            )
+
     def __len__(self) -> int:
         return len(self._index)
 
@@ -537,6 +572,11 @@ class AtariClips(torch.utils.data.Dataset):
             "actions": torch.from_numpy(self._actions[episode][clip].copy()),  # (T,)
             "game": self.episode_games[episode],
         }
+
+    def clip_episodes(self) -> np.ndarray:
+        """(num_clips,) int64: the episode (within this split) each clip is cut from, the
+        unit a bootstrap resamples (clips of one episode are not independent)."""
+        return self._index[:, 0].copy()
 
     def __repr__(self) -> str:
         games = sorted(set(self.episode_games))

@@ -7,8 +7,11 @@ baselines say what a number is worth:
 - the unigram cross-entropy: predict every token from the token histogram of the training
   set, ignoring the past entirely. A model that does not beat it has learned nothing
   about dynamics.
-- copying the last frame: predict each token as the token at the same place one frame
-  earlier. On Atari, where most of the screen is static, this is a strong baseline.
+- the previous-frame model: each token is the token at the same place one frame earlier
+  (with a smoothed distribution, so its cross-entropy is finite). On Atari, where most of
+  the screen is static, this is the strongest trivial baseline.
+
+Both are fit on the training tokens of the games the model trains on, never on others.
 
 Genie scores its latent actions by how much they control the generated video (ΔtPSNR), and
 we add the mutual information between latent actions and the true ALE actions to see whether
@@ -88,13 +91,69 @@ def unigram_cross_entropy(
     This is the number a dynamics model's held-out cross-entropy must beat. smoothing=0 gives
     the maximum-likelihood unigram; CE is then infinite if eval holds an unseen code.
     """
+    _check_ids(eval_ids, K, "eval_ids")
+    log_q = unigram_log_probs(train_ids, K, smoothing)  # (K,)
+    return -log_q[eval_ids.flatten()].mean().item()
+
+
+def clip_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy in nats of each clip's tokens, averaged within the clip: (B,) float64.
+
+    logits (B, ..., K), targets (B, ...) int64. The mean of the result over clips equals
+    `token_cross_entropy(...)["nats"]` when every clip has as many tokens; per clip, it is
+    what a bootstrap over clips or episodes resamples.
+    """
+    if logits.shape[:-1] != targets.shape:
+        raise ValueError(
+            f"logits (B, ..., K) must match targets (B, ...): got {tuple(logits.shape)} "
+            f"and {tuple(targets.shape)}"
+        )
+    _check_ids(targets, logits.shape[-1], "targets")
+    log_p = F.log_softmax(logits.detach().double(), dim=-1)  # (B, ..., K)
+    nll = -log_p.gather(-1, targets[..., None])[..., 0]  # (B, ...)
+    return nll.reshape(len(nll), -1).mean(1)  # (B,)
+
+
+def unigram_log_probs(train_ids: torch.Tensor, K: int, smoothing: float = 1.0) -> torch.Tensor:
+    """ln q_k of the Laplace-smoothed training unigram, (K,) float64 (see below)."""
     if smoothing < 0:
         raise ValueError(f"smoothing must be >= 0, got {smoothing}")
     _check_ids(train_ids, K, "train_ids")
-    _check_ids(eval_ids, K, "eval_ids")
     counts = _histogram(train_ids, K)  # (K,)
-    q = (counts + smoothing) / (counts.sum() + K * smoothing)  # (K,)
-    return -torch.log(q[eval_ids.flatten()]).mean().item()
+    return torch.log((counts + smoothing) / (counts.sum() + K * smoothing))  # (K,)
+
+
+def previous_frame_log_probs(
+    train_episodes: list[torch.Tensor], K: int, smoothing: float = 1.0
+) -> tuple[float, torch.Tensor]:
+    """Fit the previous-frame token model on training episodes (each (T_e, h, w) ids).
+
+    The strongest trivial token model on Atari, where most of the screen stands still: each
+    token is the token at the same place one frame earlier with probability 1 - eps, else
+    a draw from the training unigram q:
+        p(z_t[n] = k | z_{t-1}[n] = j) = (1 - eps) [k = j] + eps q_k,
+    eps = the share of training tokens that differ from the one before them (so its CE is
+    finite, and both parameters come from the training tokens only). Returns (eps, ln q).
+    """
+    changed = total = 0
+    for episode in train_episodes:
+        if len(episode) >= 2:
+            changed += int((episode[1:] != episode[:-1]).sum())
+            total += episode[1:].numel()
+    if total == 0:
+        raise ValueError("previous_frame_log_probs needs an episode of >= 2 frames")
+    eps = (changed + 1) / (total + 2)  # Laplace: never 0 or 1
+    return eps, unigram_log_probs(torch.cat(list(train_episodes)), K, smoothing)
+
+
+def previous_frame_cross_entropy(
+    previous: torch.Tensor, targets: torch.Tensor, eps: float, log_q: torch.Tensor
+) -> torch.Tensor:
+    """Per-clip CE (nats) of `targets` (B, h, w) under the previous-frame model given the
+    tokens one frame earlier, `previous` (B, h, w): (B,) float64. See previous_frame_log_probs."""
+    q = log_q.exp()[targets]  # (B, h, w) q of each target
+    p = (1 - eps) * (targets == previous).double() + eps * q  # (B, h, w)
+    return (-torch.log(p)).reshape(len(p), -1).mean(1)  # (B,)
 
 
 def copy_last_frame_accuracy(tokens: torch.Tensor, last_only: bool = False) -> float:
