@@ -7,11 +7,16 @@ A chapter supplies only what is its own lesson:
 
 and `train` does the rest: device placement, AdamW with warmup + cosine, gradient clipping,
 autocast, optional `torch.compile`, DDP under `torchrun`, a tqdm bar with live metrics, a JSONL
-log, periodic evaluation, atomic checkpoints, `--resume`, and a checkpoint on Ctrl-C so that
-an interrupted run loses nothing.
+log, periodic evaluation, atomic checkpoints and `--resume` (see `steps.py` for the batches,
+`checkpoint.py`, `runfolder.py` for the lock and resume's checks).
 
-Batches are drawn by `StepSampler`: the indices of step s are a pure function of
-(seed, rank, s), so a resumed run sees exactly the batches the uninterrupted run would have.
+What it promises when things go wrong (`faults.py`; tested in tests/test_faults.py):
+- SIGINT / SIGTERM only set a flag; the run saves at the next step boundary and stops, so a
+  checkpoint never holds a half-updated model or a step mislabelled;
+- any other error saves the last whole step before it propagates; the final checkpoint is
+  written before the final evaluation; weights are checked finite before every save;
+- under DDP, every rank meets every barrier (evaluation runs on rank 0 only), every rank's
+  RNG state is saved, and the ranks agree on the step at which they stop.
 """
 
 from __future__ import annotations
