@@ -4,6 +4,10 @@
     uv run 2.dynamics-model/validate.py runs/2.dynamics-model/maskgit-debug --temperature=1
     uv run 2.dynamics-model/validate.py RUN [RUN ...] --figures 2.dynamics-model/figures
 
+Every difference is paired clip by clip and carries a 95% interval from a seeded bootstrap
+over the held-out episodes the clips come from (`worldmodels.metrics.bootstrap`); a table cell
+reads `estimate [low, high]`, and says "contains 0" when it does.
+
 Each run's saved config says its kind. MaskGIT and AR runs are scored by teacher-forced
 cross-entropy (beside the unigram baseline), rollout PSNR 1..8 frames ahead (beside copying
 the last frame, in pixels and through the tokenizer, and the tokenizer's ceiling), ΔtPSNR
@@ -27,6 +31,7 @@ import argparse
 import dataclasses
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import torch
@@ -48,6 +53,7 @@ from dynamics_model.experiment import (
 from worldmodels.checkpoint import find_checkpoint, load_weights, read_json, write_json_atomic
 from worldmodels.config import from_dict
 from worldmodels.data.atari import ACTION_MEANINGS
+from worldmodels.runlog import git_commit
 from worldmodels.runtime import pick_device, seed_everything
 from worldmodels.viz.frames import side_by_side_gif
 
@@ -113,6 +119,9 @@ def validate_run(path: Path | str, args: argparse.Namespace) -> dict:
     metrics = {
         "kind": config.kind,
         "checkpoint": str(step_dir),
+        "command": "validate.py " + " ".join(sys.argv[1:]),
+        "git_commit": git_commit(),
+        "intervals": "95%, seeded bootstrap over held-out episodes",
         "clips": args.clips,
         "rollout_clips": args.rollout_clips,
         **({} if config.kind == "lam" else {"temperature": sample.temperature}),
@@ -124,17 +133,32 @@ def validate_run(path: Path | str, args: argparse.Namespace) -> dict:
     return metrics
 
 
+def _cell(metrics: dict, key: str) -> str:
+    """'0.123', or '+0.52 [+0.31, +0.74]' where the metric has a 95% interval ('contains 0'
+    is written out when it does)."""
+    value = metrics.get(key)
+    if not isinstance(value, float):
+        return "-"
+    low, high = metrics.get(f"{key}_ci_low"), metrics.get(f"{key}_ci_high")
+    if low is None or high is None:
+        return f"{value:.3f}"
+    text = f"{value:+.3f} [{low:+.3f}, {high:+.3f}]"
+    return text if low > 0 or high < 0 else f"{text}, contains 0"
+
+
 def markdown_table(results: dict[str, dict]) -> str:
-    """One row per metric, one column per run; '-' where a run has no such metric."""
+    """One row per metric, one column per run; '-' where a run has no such metric. A metric
+    with an interval shows it in its cell (95%, bootstrap over held-out episodes)."""
     keys: list[str] = []
     for metrics in results.values():
-        keys += [k for k, v in metrics.items() if isinstance(v, float) and k not in keys]
+        keys += [
+            k
+            for k, v in metrics.items()
+            if isinstance(v, float) and k not in keys and not k.endswith(("_ci_low", "_ci_high"))
+        ]
     lines = ["| metric | " + " | ".join(results) + " |", "|---|" + "---|" * len(results)]
     for key in keys:
-        cells = [
-            f"{m[key]:.3f}" if isinstance(m.get(key), float) else "-" for m in results.values()
-        ]
-        lines.append(f"| {key} | " + " | ".join(cells) + " |")
+        lines.append(f"| {key} | " + " | ".join(_cell(m, key) for m in results.values()) + " |")
     return "\n".join(lines)
 
 

@@ -194,8 +194,13 @@ class TokenClips(Dataset):
         if tokenizer.codebook_size > torch.iinfo(torch.int16).max:
             raise ValueError(f"codebook of {tokenizer.codebook_size} codes does not fit int16")
         frames_ds = AtariClips(
-            self.split, 1, self.atari_config, self.data_root / "atari", progress=progress
-        )  # one item per frame, episodes in order
+            self.split,
+            1,
+            self.atari_config,
+            self.data_root / "atari",
+            progress=progress,
+            keep_training_windows=True,
+        )  # one item per frame, every frame, episodes in order (the filter acts on clips)
         ids, actions = [], []
         batch = 256
         for start in tqdm(

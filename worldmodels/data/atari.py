@@ -462,7 +462,8 @@ class AtariClips(torch.utils.data.Dataset):
     )
     Clips start every `stride` steps inside each episode; in "val" and "heldout_game", a clip
     whose frames equal `clip_len` consecutive training frames is left out (counted in
-    `duplicates_dropped`), so no evaluation clip was trained on. All frames of the split are
+    `duplicates_dropped`), so no evaluation clip was trained on (`keep_training_windows=True`
+    serves every clip, e.g. to tokenise whole episodes). All frames of the split are
     kept in memory as uint8 (64 x 64 x 3 = 12 KiB per frame). The recording is made on
     first use (see the module docstring); `config` is an AtariConfig, a preset name, or
     None for the "debug" preset. `games` keeps only those games of the split.
@@ -480,6 +481,7 @@ class AtariClips(torch.utils.data.Dataset):
         stride: int = 1,
         games: Sequence[str] | None = None,
         progress: bool = True,
+        keep_training_windows: bool = False,
     ):
         if split not in SPLITS:
             raise ValueError(f"unknown split {split!r}; choose one of {SPLITS}")
@@ -497,7 +499,7 @@ class AtariClips(torch.utils.data.Dataset):
         self.episode_lengths = [len(actions) for actions in self._actions]
         self._index = self._clip_index()
         self.duplicates_dropped = 0  # evaluation clips equal to a training window, left out
-        if split != "train":
+        if split != "train" and not keep_training_windows:
             self._drop_training_windows(manifest, [shard["file"] for shard in shards])
 
     def _keep_games(self, shards: list[dict], games: Sequence[str] | None) -> list[dict]:
