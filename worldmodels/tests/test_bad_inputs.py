@@ -1,9 +1,9 @@
 """Bad inputs end in one clear error that names the key or the file: one test per group.
 
-    config values     every RunConfig range, checked when the config is built
-    checkpoint files  every file of a checkpoint, damaged the ways a crash, a hand edit or a
-                      copy from another run damage it, then --resume
-    data files        recordings, manifests and archives with damage inside them
+config values     every RunConfig range, checked when the config is built
+checkpoint files  every file of a checkpoint, damaged the ways a crash, a hand edit or a
+                  copy from another run damage it, then --resume
+data files        recordings, manifests and archives with damage inside them
 """
 
 import json
@@ -113,9 +113,9 @@ def truncate(name):
 @pytest.mark.parametrize(
     ("change", "file", "message"),
     [
-        (write("state.json", []), "state.json", "integer \"step\""),
-        (write("state.json", {}), "state.json", "integer \"step\""),
-        (write("state.json", {"step": "10"}), "state.json", "integer \"step\""),
+        (write("state.json", []), "state.json", 'integer "step"'),
+        (write("state.json", {}), "state.json", 'integer "step"'),
+        (write("state.json", {"step": "10"}), "state.json", 'integer "step"'),
         (write("state.json", {"step": -10}), "state.json", ">= 0"),
         (write("state.json", {"step": 9}), "state.json", "says step 9, but its folder"),
         (step_beyond_the_run, "step_001000/state.json", "beyond steps=20"),
