@@ -135,8 +135,10 @@ def main(argv=None) -> dict:
     sets = {name: stack_clips(ds, fixed_subset(ds, args.clips)) for name, ds in held_out.items()}
 
     metrics = evaluate_sets(model, sets)
-    episodes = {
+    episodes = {  # the bootstrap's groups; a source without episodes resamples clips
         name: held_out[name].clip_episodes()[fixed_subset(held_out[name], args.clips)]
+        if hasattr(held_out[name], "clip_episodes")
+        else None
         for name in sets
     }
     baseline = load_tokenizer(args.baseline, pick_device(args.device))[0] if args.baseline else None

@@ -86,7 +86,7 @@ class AtariConfig:
     heldout_game: str | None = "Boxing"  # never in train/val; None: no "heldout_game" split
     train_episodes: int = 8
     val_episodes: int = 8  # Breakout's random-play episodes are short: 8 give > 1,000 steps
-    heldout_episodes: int = 3
+    heldout_episodes: int = 8  # >= 8 episodes, so a bootstrap over episodes means something
     max_steps: int = 320  # agent steps (each = `frameskip` emulator frames)
     frame_size: int = 64  # H = W, pixels
     frameskip: int = 4

@@ -128,7 +128,7 @@ class FakeAle:
 
 
 def test_policy_fires_at_start_and_after_each_lost_life():
-    config = dataclasses.replace(TINY, max_steps=40, sticky_mean=1.0)
+    config = dataclasses.replace(TINY, max_steps=40, sticky_mean=1.0, noop_max=0)
     actions = atari.record_episode(FakeAle([0, 1, 3, 4]), seed=0, config=config)["actions"]
     # lives drop on steps 5, 10, ... (after actions 4, 9, ...): FIRE comes next
     forced = [0, 5, 10, 15, 20, 25, 30, 35]
@@ -139,8 +139,18 @@ def test_policy_fires_at_start_and_after_each_lost_life():
     assert set(no_fire.tolist()) <= {0, 2, 5}  # a game without FIRE never gets one
 
 
+def test_episodes_start_after_a_random_number_of_unrecorded_noops():
+    config = dataclasses.replace(TINY, max_steps=10, noop_max=30)
+    noops = []
+    for seed in range(20):
+        env = FakeAle([0, 1, 3, 4])
+        recorded = len(atari.record_episode(env, seed=seed, config=config)["actions"])
+        noops.append(env.steps - recorded)  # steps the env took that were not recorded
+    assert all(0 <= n <= 30 for n in noops) and len(set(noops)) > 5  # varied starts
+
+
 def test_sticky_policy_holds_actions():
-    config = dataclasses.replace(TINY, max_steps=2000, sticky_mean=4.0)
+    config = dataclasses.replace(TINY, max_steps=2000, sticky_mean=4.0, noop_max=0)
     actions = atari.record_episode(FakeAle([0, 2, 3, 4, 5]), seed=1, config=config)["actions"]
     switches = (np.diff(actions.astype(int)) != 0).sum()
     # a new action every ~4 steps, equal to the old one 1/5 of the time:
