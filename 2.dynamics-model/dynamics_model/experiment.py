@@ -172,10 +172,10 @@ def prototype() -> Config:
 def paper() -> Config:
     """Genie's design at a scale one node can train: ~200 M parameters, 16-frame clips.
 
-    Genie (Bruce et al. 2024) reports a 10.7 B-parameter MaskGIT dynamics model (plus a 200 M
-    tokenizer and a 300 M latent action model) on 16-frame clips, trained on 30 k hours of
-    platformer video: far beyond 64x64 Atari. Width 1024 with 12 spatio-temporal blocks
-    (~200 M) is a faithful architecture at a size these data can feed.
+    Genie (Bruce et al. 2024) is a 10.7 B-parameter system: a 10.1 B MaskGIT dynamics
+    model, a ~200 M tokenizer and a ~300 M latent action model, on 16-frame clips, trained
+    on 30 k hours of platformer video: far beyond 64x64 Atari. Width 1024 with 12
+    spatio-temporal blocks (~200 M) is a faithful architecture at a size these data can feed.
     """
     return Config(
         maskgit=MaskGITConfig(dim=1024, depth=12, heads=16),

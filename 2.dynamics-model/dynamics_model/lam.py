@@ -21,19 +21,20 @@ The bottleneck is what makes this work: 9 codes carry ~3 bits per transition, fa
 describe the next frame, just enough to say which way the player moved. The decoder sees
 the true past frames, so it never needs the code for anything else.
 
-The decoder predicts the change x_{t+1} - x_t, not the frame (a second departure, measured).
-Predicting whole frames, a small decoder spends its capacity on repainting the static screen:
-on Atari the first version reached 28.5 dB where simply copying x_t scores 38.8, its error
-was everywhere, and the ~3 bits of the code went to whatever reduced that error most (which
-game, which screen), not to the player's move: NMI with the true actions equalled chance.
+The decoder predicts the change x_{t+1} - x_t, not the frame (a second departure). Predicting
+whole frames, a small decoder spends its capacity on repainting the static screen: an earlier
+version of this file did, reconstructed far worse than simply copying x_t, and spent the ~3
+bits of the code on whatever reduced that error most (which game, which screen), not on the
+player's move; its codes matched the true actions no better than chance. (That version is
+gone, so no number is quoted for it.)
 With the residual, copying is free from the first step and all that is left to explain is
 what moved, part of it predictable from the past and part of it (the player) only from a_t.
 
 Departure from Genie, and why. Genie's LAM encoder is an ST-transformer over the past and
 the next frame, and the paper does not say how its outputs become one vector per
-transition. Here the first version mean-pooled every frame's tokens and compared the two
+transition. Here an earlier version mean-pooled every frame's tokens and compared the two
 means, and it never learned: on MovingSprites (32x32, a 4-pixel player among 64 tokens)
-every clip went to the same code, NMI(latent, true action) ~ 0. The player's move changes
+every clip went to the same code. The player's move changes
 one or two tokens; the mean over all tokens dilutes it by ~1/N under the features of the
 static background, and the encoder has no gradient signal to find it before the decoder
 learns to do without the hint. So the action is read where the change is: position by
@@ -43,8 +44,9 @@ weight on the tokens that moved. The ST-transformer stays, so the action can sti
 the past (e.g. to tell the player's move from a sprite's predictable drift).
 
 The bottleneck is chapter 1's FSQ with levels (3, 3), not Genie's VQ-VAE (a third
-departure, measured). With a VQ of 8 learned codes the debug LAM collapsed on Atari: the
-decoder does not need the hint at first (most of a frame's change follows from the past),
+departure; an earlier version used a VQ). With a VQ of 8 learned codes the debug LAM
+collapsed on Atari: the decoder does not need the hint at first (most of a frame's change
+follows from the past),
 so the commitment loss, not the reconstruction, shaped the encoder and pulled every latent
 onto one code; restarting dead codes revived them for a few dozen steps at a time. FSQ has
 no codebook to collapse and no commitment term: 2 channels, each rounded to one of 3
@@ -112,13 +114,13 @@ class StepwiseStandardize(nn.Module):
 
     Why: the FSQ bottleneck rounds each channel to {-1, 0, 1} at tanh(z) = +-0.5, z = +-0.55.
     Unnormalised, the latents shrank into the middle level (weight decay pulls on a projection
-    whose output the decoder does not yet use) and every transition got one code within ~150
-    steps on Atari. Standardised, a channel with any spread lands on all three levels, so the
+    whose output the decoder does not yet use) and every transition got one code (seen with an
+    earlier version). Standardised, a channel with any spread lands on all three levels, so the
     codes stay in use and the encoder only decides which transitions share one.
     Why per step: the encoder's output also carries where in the clip a transition sits
     (its temporal position), the same in every clip; standardised over all transitions at
     once, that offset was the largest "spread" and the codes came out one per time step
-    (3 codes, 113 clips each, NMI 0). At eval the running statistics are used, like BatchNorm.
+    (seen with an earlier version). At eval the running statistics are used, like BatchNorm.
     """
 
     def __init__(self, max_steps: int, channels: int, momentum: float = 0.05, eps: float = 1e-5):
