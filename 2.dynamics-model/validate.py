@@ -22,7 +22,9 @@ column per run and writes into `<run>/validation/`:
   rollout.gif           real (left) and generated (right), one clip per game stacked
   psnr_vs_horizon.png   PSNR against frames ahead, with the baselines
   lam_confusion.png     P(latent action | true action) per game (LAM runs)
-`--figures DIR` also copies the pictures there as `<kind>_<name>` (the README's figures).
+`--figures DIR` also copies the pictures there as `<kind>_<name>` (the README's figures);
+`--results DIR` writes `<run>.json` there: the metrics with the training command, the commit
+and the machine (`2.dynamics-model/results/` holds the README's numbers, made this way).
 """
 
 from __future__ import annotations
@@ -129,6 +131,20 @@ def validate_run(path: Path | str, args: argparse.Namespace) -> dict:
         **{k: round(v, 4) for k, v in scores.items()},
     }
     write_json_atomic(out_dir / "metrics.json", metrics)
+    if args.results:  # the committed copy: the numbers, and how the run and they were made
+        run_info = read_json(step_dir.parent.parent / "run.json")
+        suffix = "" if args.out_name == "validation" else f"-{args.out_name}"
+        name = f"{step_dir.parent.parent.name}{suffix}.json"
+        Path(args.results).mkdir(parents=True, exist_ok=True)
+        write_json_atomic(
+            Path(args.results) / name,
+            {
+                **metrics,
+                "trained_by": run_info.get("command"),
+                "trained_at_commit": run_info.get("git_commit"),
+                "machine": run_info.get("machine"),
+            },
+        )
     metrics["pictures"] = [str(p) for p in pictures]
     return metrics
 
@@ -184,6 +200,12 @@ def main(argv=None) -> dict[str, dict]:
         "keep a --temperature=1 study beside the default validation/",
     )
     parser.add_argument("--figures", default=None, help="also copy the pictures to this folder")
+    parser.add_argument(
+        "--results",
+        default=None,
+        help="also write <run>.json (metrics + train command + commits) here, e.g. "
+        "2.dynamics-model/results",
+    )
     args = parser.parse_args(argv)
     if not 1 <= args.horizon <= MAX_HORIZON:
         raise ValueError(f"--horizon must be in [1, {MAX_HORIZON}], got {args.horizon}")

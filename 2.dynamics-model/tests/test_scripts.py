@@ -116,11 +116,15 @@ def test_train_then_validate(world, tmp_path, kind):
     assert result["step"] == 40
     assert json.loads((out / "run.json").read_text())["config"]["kind"] == kind
 
+    results = tmp_path / "results"
     metrics = load_script("validate").main(
-        [str(out), "--clips=16", "--rollout-clips=4", "--horizon=3", "--device=cpu"]
-    )
+        [str(out), "--clips=16", "--rollout-clips=4", "--horizon=3", "--device=cpu",
+         f"--results={results}"]
+    )  # fmt: skip
     saved = json.loads((out / "validation" / "metrics.json").read_text())
     assert saved["kind"] == kind
+    committed = json.loads((results / f"{kind}.json").read_text())
+    assert committed["trained_by"].startswith("train.py") and "git_commit" in committed
     if kind == "lam":
         assert 0 <= saved["nmi"] <= 1 and 0 <= saved["nmi_chance"] <= 1
         low, high = saved["nmi_minus_chance_ci_low"], saved["nmi_minus_chance_ci_high"]
