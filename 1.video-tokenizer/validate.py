@@ -14,7 +14,8 @@ Every PSNR carries a 95% interval from a seeded bootstrap over held-out episodes
 one episode are not independent). `--baseline RUN` scores a second tokenizer on the same
 clips and reports the paired difference (this run minus the baseline) with its interval:
 FSQ against VQ in the README is measured this way.
-`--figures DIR` also copies the pictures there (the README's figures are made this way).
+`--figures DIR` also copies the pictures there (the README's figures are made this way);
+`--results DIR` writes `<run>.json` there with the training command, commits and machine.
 `--export DIR` writes a stand-alone copy of the tokenizer (model.safetensors, config.json and
 these metrics): `1.video-tokenizer/pretrained/` is made this way, for chapter 2 to use.
 """
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -43,7 +45,7 @@ from video_tokenizer.model import VideoTokenizer
 from worldmodels.checkpoint import find_checkpoint, read_json, write_json_atomic
 from worldmodels.metrics import CodebookStats, psnr
 from worldmodels.metrics.bootstrap import mean_interval
-from worldmodels.runlog import read_log
+from worldmodels.runlog import git_commit, read_log
 from worldmodels.runtime import pick_device, seed_everything
 from worldmodels.viz.frames import frame_grid
 
@@ -125,6 +127,7 @@ def main(argv=None) -> dict:
     parser.add_argument(
         "--baseline", default=None, help="another tokenizer run: paired PSNR difference"
     )
+    parser.add_argument("--results", default=None, help="also write <run>.json here")
     args = parser.parse_args(argv)
 
     seed_everything(0)
@@ -178,6 +181,15 @@ def main(argv=None) -> dict:
         **{k: round(v, 4) for k, v in metrics.items()},
     }
     write_json_atomic(out_dir / "metrics.json", metrics)
+    if args.results:  # the committed copy: the numbers and how the run was made
+        run_info = read_json(out_dir.parent / "run.json")
+        Path(args.results).mkdir(parents=True, exist_ok=True)
+        write_json_atomic(
+            Path(args.results) / f"{out_dir.parent.name}.json",
+            {**metrics, "trained_by": run_info.get("command"),
+             "trained_at_commit": run_info.get("git_commit"), "machine": run_info.get("machine"),
+             "validated_by": "validate.py " + " ".join(sys.argv[1:]), "git_commit": git_commit()},
+        )  # fmt: skip
     print(json.dumps(metrics, indent=2))
     print(f"pictures and metrics.json in {out_dir}")
     if args.export:

@@ -55,6 +55,7 @@ from dynamics_model.experiment import (
 from worldmodels.checkpoint import find_checkpoint, load_weights, read_json, write_json_atomic
 from worldmodels.config import from_dict
 from worldmodels.data.atari import ACTION_MEANINGS
+from worldmodels.metrics.bootstrap import mean_interval
 from worldmodels.runlog import git_commit
 from worldmodels.runtime import pick_device, seed_everything
 from worldmodels.viz.frames import side_by_side_gif
@@ -146,7 +147,25 @@ def validate_run(path: Path | str, args: argparse.Namespace) -> dict:
             },
         )
     metrics["pictures"] = [str(p) for p in pictures]
+    metrics["per_clip"] = getattr(evaluator, "per_clip", {})  # not saved: for paired_vs_first
     return metrics
+
+
+def paired_vs_first(results: dict[str, dict]) -> None:
+    """For every run after the first that was scored on the same clips (same kind of data,
+    games and clip counts), add `<score>_minus_first` with a 95% interval over episodes:
+    the difference of two models clip by clip (e.g. MaskGIT minus AR, Genie's masking minus
+    the cosine schedule), which intervals of each model alone cannot give."""
+    first = next(iter(results.values()))
+    for metrics in list(results.values())[1:]:
+        for key, (values, episodes) in metrics["per_clip"].items():
+            if key not in first["per_clip"]:
+                continue
+            base_values, base_episodes = first["per_clip"][key]
+            if values.shape != base_values.shape or not (episodes == base_episodes).all():
+                continue  # other clips: no paired difference
+            interval = mean_interval(values - base_values, episodes)
+            metrics.update(interval.as_dict(f"{key}_minus_first"))
 
 
 def _cell(metrics: dict, key: str) -> str:
@@ -215,6 +234,18 @@ def main(argv=None) -> dict[str, dict]:
         metrics = validate_run(run, args)
         results[f"{Path(run).name} ({metrics['kind']})"] = metrics
         print(f"{run}: metrics.json and pictures in {Path(metrics['pictures'][0]).parent}")
+    paired_vs_first(results)
+    if args.results and len(results) > 1:
+        pairs = {
+            name: {k: v for k, v in m.items() if "_minus_first" in k}
+            for name, m in list(results.items())[1:]
+        }
+        names = "-vs-".join(Path(run).name for run in args.runs)
+        write_json_atomic(
+            Path(args.results) / f"paired-{names}.json",
+            {"first": next(iter(results)), "command": "validate.py " + " ".join(sys.argv[1:]),
+             "git_commit": git_commit(), **pairs},
+        )  # fmt: skip
     print()
     print(markdown_table(results))
     if args.figures:

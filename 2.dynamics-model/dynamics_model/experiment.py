@@ -588,6 +588,7 @@ class Evaluator:
             "games": self.rolled["game"],
             "psnr": model_psnr,
         }
+        self.per_clip["rollout_psnr"] = (model_psnr.mean(1), self.rolled_episodes)  # (B,)
         if self.full:
             episodes = self.rolled_episodes
             for k in range(F):  # paired per clip: the model minus each copy baseline
@@ -620,6 +621,8 @@ class Evaluator:
         """
         tokens, games, actions = self.scored["tokens"], self.scored["game"], self.scored["actions"]
         nats, accuracy = clip_teacher_forced(model, "temporal", tokens, actions)
+        # per-clip scores, kept for paired comparisons between runs (validate.py)
+        self.per_clip = {"tf_temporal_ce_nats": (nats, self.scored_episodes)}
         random_nats, _ = clip_teacher_forced(model, "temporal", tokens, self.scored_random_actions)
         metrics = {
             "tf_temporal_ce_nats": nats.mean().item(),

@@ -7,6 +7,7 @@ at 32x32, so a 4x4 token grid with K = 16 codes.
 
 import importlib.util
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -244,3 +245,20 @@ def test_ar_trains_and_validates_on_compressed_tokens(compressed_world, tmp_path
         train([*tiny_args((tokenizer_dir, data), tmp_path / "m", "maskgit"), "--clip_len=5"])
     with pytest.raises(ConfigError, match="1 \\+ t\\*k frames"):
         train([*args, "--clip_len=4", "--steps=1"])
+
+
+def test_paired_difference_between_two_runs(world, tmp_path):
+    """Two runs scored on the same clips: the second gets `<score>_minus_first` with an
+    interval, and a run compared with itself differs by exactly 0."""
+    out = tmp_path / "maskgit"
+    load_script("train").main([*tiny_args(world, out, "maskgit"), "--steps=5"])
+    twin = tmp_path / "twin"
+    shutil.copytree(out, twin)
+    results = load_script("validate").main(
+        [str(out), str(twin), "--clips=16", "--rollout-clips=4", "--horizon=2", "--device=cpu",
+         f"--results={tmp_path / 'results'}"]
+    )  # fmt: skip
+    second = list(results.values())[-1]
+    for key in ("tf_temporal_ce_nats_minus_first", "rollout_psnr_minus_first"):
+        assert second[key] == 0 and second[f"{key}_ci_low"] == second[f"{key}_ci_high"] == 0
+    assert (tmp_path / "results" / "paired-maskgit-vs-twin.json").exists()
