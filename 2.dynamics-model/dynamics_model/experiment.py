@@ -489,7 +489,9 @@ class Evaluator:
         self.scored = stack_items(val, scored)
         self.scored_episodes = val.clip_episodes()[scored]  # (B,): the bootstrap's groups
         self.last: dict[str, torch.Tensor] = {}
-        if self.kind == "lam":
+        if self.kind == "lam":  # training clips to measure the action standardisation on
+            train = datasets["train"]
+            self.calibration_frames = stack_items(train, fixed_subset(train, 256))["frames"]
             return
         # Baselines fit on the training tokens of the games this run trains on (data.games).
         self.baseline_clips = token_baselines(
@@ -690,6 +692,7 @@ class Evaluator:
         """NMI of latent vs true actions (overall, per game, and for shuffled labels), the
         next-frame PSNR with inferred vs random latent actions, and copy-last-frame PSNR."""
         device = _device(model)
+        model.calibrate_action_norm(self.calibration_frames.to(device))  # on training clips
         frames, games = self.scored["frames"], self.scored["game"]  # (B, T, C, H, W), (B,)
         true = self.scored["actions"][:, :-1]  # (B, T-1): a_t leads from frame t to t+1
         latent, recon, shuffled_recon = [], [], []

@@ -31,7 +31,6 @@ from worldmodels.metrics.tokens import (
     normalized_mutual_information,
     previous_frame_cross_entropy,
     previous_frame_log_probs,
-    unigram_log_probs,
 )
 
 SCENARIOS = {"temporal": "temporally_teacher_forced_logits", "full": "fully_teacher_forced_logits"}
@@ -59,8 +58,7 @@ def token_baselines(train_episodes: list[torch.Tensor], clips: torch.Tensor, K: 
     token models, both fit on `train_episodes` (the training tokens of the run's games):
     {"unigram": (B,), "previous_frame": (B,), "previous_frame_eps": float}."""
     targets, previous = clips[:, -1], clips[:, -2]  # (B, h, w)
-    log_q = unigram_log_probs(torch.cat(train_episodes), K)  # (K,)
-    eps, log_q = previous_frame_log_probs(train_episodes, K)
+    eps, log_q = previous_frame_log_probs(train_episodes, K)  # log_q: the training unigram
     return {
         "unigram": (-log_q[targets]).flatten(1).mean(1),  # (B,)
         "previous_frame": previous_frame_cross_entropy(previous, targets, eps, log_q),

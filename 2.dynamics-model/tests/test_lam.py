@@ -3,6 +3,7 @@
 import pytest
 import torch
 from dynamics_model.lam import LatentActionConfig, LatentActionModel, StepwiseStandardize
+from video_tokenizer.fsq import FSQ
 
 SIZE, PATCH, CODES = 16, 4, 9
 
@@ -136,3 +137,21 @@ def test_bad_inputs_raise_clear_errors():
         model.decode_with_actions(random_frames(T=3), torch.full((2, 3), CODES))
     with pytest.raises(ValueError, match="not divisible by patch"):
         tiny_lam(image_size=(18, 16))
+
+
+def test_calibration_replaces_trailing_running_statistics():
+    """Encoder outputs with a tiny spread around a large mean (what a short run produced):
+    running statistics that trail the mean put every transition on one code at eval;
+    statistics measured on the data itself restore the spread."""
+    norm = StepwiseStandardize(max_steps=3, channels=2).eval()
+    g = torch.Generator().manual_seed(0)
+    x = 3.6 + 0.05 * torch.randn(256, 3, 2, generator=g)  # (B, T, E)
+    norm.running_mean.fill_(3.1)  # 10 spreads behind the mean, with the right spread
+    norm.running_var.fill_(0.05**2)
+    fsq = FSQ((3, 3))
+    assert fsq(norm(x))[1].unique().numel() == 1  # one code for everything
+    norm.calibrate(x)
+    z = norm(x)
+    torch.testing.assert_close(z.mean(0), torch.zeros(3, 2), atol=1e-4, rtol=0)
+    torch.testing.assert_close(z.std(0, unbiased=False), torch.ones(3, 2), atol=5e-3, rtol=0)
+    assert fsq(z)[1].unique().numel() == 9  # all 3 x 3 codes in use
