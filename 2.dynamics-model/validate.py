@@ -135,6 +135,8 @@ def validate_run(path: Path | str, args: argparse.Namespace) -> dict:
     if args.results:  # the committed copy: the numbers, and how the run and they were made
         run_info = read_json(step_dir.parent.parent / "run.json")
         suffix = "" if args.out_name == "validation" else f"-{args.out_name}"
+        if Path(path).name.startswith("step_"):  # a checkpoint of a run, not its latest
+            suffix = f"-{Path(path).name}{suffix}"
         name = f"{step_dir.parent.parent.name}{suffix}.json"
         Path(args.results).mkdir(parents=True, exist_ok=True)
         write_json_atomic(

@@ -63,6 +63,18 @@ def load_tokenizer(
     return model, config
 
 
+def load_tokenizer_quietly(path: str | Path = "") -> VideoTokenizer:
+    """load_tokenizer without touching the global random state.
+
+    Building the model draws its (then overwritten) initial weights from torch's global
+    generator. Making the token cache does this only when the cache is missing, so without
+    the fork a run's model initialisation and masks would depend on whether an earlier run
+    had already made the cache: the same command would train differently the second time.
+    """
+    with torch.random.fork_rng(devices=[]):
+        return load_tokenizer(path)[0]
+
+
 def tokenizer_digest(path: str | Path = "") -> str:
     """sha256 of the tokenizer's weights file: the tokens' identity."""
     weights = find_checkpoint(tokenizer_folder(path)) / "model.safetensors"
@@ -191,7 +203,7 @@ class TokenClips(Dataset):
 
     def _tokenise(self, tokenizer_dir: Path, progress: bool) -> None:
         """Tokenise every frame of the split once (batched, no_grad) and cache the ids."""
-        tokenizer, _ = load_tokenizer(tokenizer_dir)
+        tokenizer = load_tokenizer_quietly(tokenizer_dir)
         if tokenizer.codebook_size > torch.iinfo(torch.int16).max:
             raise ValueError(f"codebook of {tokenizer.codebook_size} codes does not fit int16")
         frames_ds = AtariClips(
@@ -359,7 +371,7 @@ class CompressedTokenClips(Dataset):
             )
 
     def _tokenise(self, tokenizer_dir: Path, progress: bool) -> None:
-        tokenizer, _ = load_tokenizer(tokenizer_dir)
+        tokenizer = load_tokenizer_quietly(tokenizer_dir)
         tokenizer.tokens_shape(self.clip_len)  # raises unless clip_len = 1 + t*k
         device = next(tokenizer.parameters()).device
         ids, batch = [], 64

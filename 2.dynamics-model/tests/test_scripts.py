@@ -262,3 +262,14 @@ def test_paired_difference_between_two_runs(world, tmp_path):
     for key in ("tf_temporal_ce_nats_minus_first", "rollout_psnr_minus_first"):
         assert second[key] == 0 and second[f"{key}_ci_low"] == second[f"{key}_ci_high"] == 0
     assert (tmp_path / "results" / "paired-maskgit-vs-twin.json").exists()
+
+
+def test_making_the_token_cache_leaves_the_global_random_state_alone(world, tmp_path):
+    """A run that has to make the cache must train exactly like one that finds it: making it
+    (which builds the tokenizer) must not draw from torch's global generator."""
+    tokenizer_dir, _ = world
+    atari.ensure_recorded(TINY_ATARI, tmp_path / "atari", progress=False)  # no token cache yet
+    state = torch.get_rng_state()
+    clips = TokenClips("train", 3, tokenizer_dir, "tiny", root=tmp_path, progress=False)
+    assert clips.cache_file.exists() and clips.cache_file.is_relative_to(tmp_path)
+    assert torch.equal(torch.get_rng_state(), state)
