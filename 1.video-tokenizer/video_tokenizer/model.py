@@ -72,9 +72,7 @@ class TokenizerConfig:
         )
         for name in positive:  # first: the checks below divide by some of these
             if getattr(self, name) < 1:
-                raise ValueError(
-                    f"TokenizerConfig.{name} must be >= 1, got {getattr(self, name)}"
-                )
+                raise ValueError(f"TokenizerConfig.{name} must be >= 1, got {getattr(self, name)}")
         if not self.mlp_ratio > 0:
             raise ValueError(f"TokenizerConfig.mlp_ratio must be > 0, got {self.mlp_ratio}")
         if self.quantizer not in QUANTIZERS:
