@@ -31,7 +31,7 @@ from video_tokenizer.model import VideoTokenizer
 
 from worldmodels.checkpoint import find_checkpoint
 from worldmodels.data.atari import AtariClips, AtariConfig, ensure_recorded, resolve_config
-from worldmodels.data.leakage import novel_clip_starts
+from worldmodels.data.leakage import novel_clip_mask
 
 CHAPTER_DIR = Path(__file__).resolve().parent.parent
 REPO_ROOT = CHAPTER_DIR.parent
@@ -260,8 +260,7 @@ class TokenClips(Dataset):
                 f"token cache {self.cache_file} holds {len(self.episode_lengths)} episodes but "
                 f"the recording's split {self.split!r} has {len(files)}; delete it to remake it"
             )
-        novel = novel_clip_starts(folder, manifest, files, self.clip_len)
-        keep = np.array([novel[e][start] for e, start in self._index], dtype=bool)
+        keep = novel_clip_mask(folder, manifest, files, self.clip_len, self._index)
         self.duplicates_dropped = int((~keep).sum())
         self._index = self._index[keep]
 

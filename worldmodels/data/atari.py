@@ -549,10 +549,9 @@ class AtariClips(torch.utils.data.Dataset):
     def _drop_training_windows(self, manifest: dict, files: list[str]) -> None:
         """Held out means held out: leave out every clip whose frames equal, byte for byte,
         `clip_len` consecutive frames of a training episode (see worldmodels.data.leakage)."""
-        from worldmodels.data.leakage import novel_clip_starts
+        from worldmodels.data.leakage import novel_clip_mask
 
-        novel = novel_clip_starts(self.folder, manifest, files, self.clip_len)
-        keep = np.array([novel[e][start] for e, start in self._index], dtype=bool)
+        keep = novel_clip_mask(self.folder, manifest, files, self.clip_len, self._index)
         self.duplicates_dropped = int((~keep).sum())
         self._index = self._index[keep]
         if not len(self._index):

@@ -133,6 +133,16 @@ def novel_clip_starts(folder: Path, manifest: dict, files: Sequence[str], length
     return [novel_starts(hashes[file], length, seen) for file in files]
 
 
+def novel_clip_mask(
+    folder: Path, manifest: dict, files: Sequence[str], length: int, index: np.ndarray
+) -> np.ndarray:
+    """(num_clips,) bool for a clip index of (episode, start) rows over the shards `files`:
+    True where the clip equals no training window. AtariClips and chapter 2's TokenClips
+    both filter their held-out clips with it, so they serve the same clips."""
+    novel = novel_clip_starts(folder, manifest, files, length)
+    return np.array([novel[e][start] for e, start in index], dtype=bool)
+
+
 def atari_leakage(config=None, root=None, length: int = 1) -> dict[str, dict[str, dict]]:
     """{split: {game: counts}} for the "val" and "heldout_game" episodes of an Atari
     recording, each against every training episode (all games: a held-out game must match
