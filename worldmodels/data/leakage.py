@@ -143,13 +143,19 @@ def novel_clip_mask(
     return np.array([novel[e][start] for e, start in index], dtype=bool)
 
 
-def atari_leakage(config=None, root=None, length: int = 1) -> dict[str, dict[str, dict]]:
+def atari_leakage(
+    config=None, root=None, length: int = 1, folder=None
+) -> dict[str, dict[str, dict]]:
     """{split: {game: counts}} for the "val" and "heldout_game" episodes of an Atari
     recording, each against every training episode (all games: a held-out game must match
     none). These are the raw recording's counts; AtariClips drops the duplicated windows."""
     from worldmodels.data import atari
 
-    folder, manifest = atari.ensure_recorded(config, root, progress=False)
+    if folder is None:
+        folder, manifest = atari.ensure_recorded(config, root, progress=False)
+    else:  # an existing recording, e.g. one made by an older version of the recorder
+        folder = Path(folder)
+        manifest = json.loads((folder / "manifest.json").read_text())
     hashes = recording_hashes(folder, manifest)
     by_split: dict[str, dict[str, list[np.ndarray]]] = {}
     for shard in manifest["shards"]:
@@ -171,11 +177,12 @@ def main(argv: Sequence[str] | None = None) -> dict:
     parser.add_argument("--preset", default="debug", help="a preset of worldmodels.data.atari")
     parser.add_argument("--root", default=None, help="parent folder of the recordings")
     parser.add_argument("--length", type=int, nargs="+", default=[1, 4, 11])
+    parser.add_argument("--folder", default=None, help="score this recording folder instead")
     args = parser.parse_args(argv)
     results = {}
     print("| split | game | " + " | ".join(f"{n}-frame windows: dup (static)" for n in args.length))
     print("|---|---|" + "---|" * len(args.length))
-    by_length = {n: atari_leakage(args.preset, args.root, n) for n in args.length}
+    by_length = {n: atari_leakage(args.preset, args.root, n, args.folder) for n in args.length}
     for split in ("val", "heldout_game"):
         for game in by_length[args.length[0]][split]:
             cells = []
