@@ -106,6 +106,26 @@ class RunConfig:
         require(self, "device", device_ok, "auto, cpu, cuda, cuda:N or mps")
 
 
+def gpu_run(
+    steps: int,
+    batch_size: int,
+    lr: float,
+    warmup_steps: int,
+    eval_every: int,
+    checkpoint_every: int = 5000,
+    num_workers: int = 4,
+    **changes: Any,
+) -> RunConfig:
+    """The run section of a GPU preset (`prototype`, `paper`) in every chapter: the schedule
+    given here, torch.compile on, DataLoader workers, the dtype picked by the device (bf16
+    on CUDA); any other RunConfig field may be passed in `changes`."""
+    return RunConfig(
+        steps=steps, batch_size=batch_size, lr=lr, warmup_steps=warmup_steps,
+        eval_every=eval_every, checkpoint_every=checkpoint_every, num_workers=num_workers,
+        compile=True, **changes,
+    )  # fmt: skip
+
+
 # ---------------------------------------------------------------------------------------
 # Parsing one value
 
