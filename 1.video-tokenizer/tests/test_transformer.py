@@ -123,3 +123,45 @@ def test_swiglu_matches_formula():
         torch.nn.functional.silu(x @ mlp.w1.weight.T) * (x @ mlp.w3.weight.T)
     ) @ mlp.w2.weight.T
     assert torch.allclose(mlp(x), expected, atol=1e-6)
+
+
+class _Cache:
+    """The smallest cache Attention accepts: `length` and `update(k, v)`."""
+
+    def __init__(self):
+        self.k = self.v = None
+
+    @property
+    def length(self) -> int:
+        return 0 if self.k is None else self.k.shape[2]
+
+    def update(self, k, v):
+        self.k = k if self.k is None else torch.cat([self.k, k], dim=2)
+        self.v = v if self.v is None else torch.cat([self.v, v], dim=2)
+        return self.k, self.v
+
+
+def test_causal_attention_equals_its_mask_and_its_cached_chunks():
+    torch.manual_seed(0)
+    attn = Attention(16, 4, causal=True)
+    x = torch.randn(2, 7, 16)
+    full = attn(x)
+    plain = Attention(16, 4)
+    plain.load_state_dict(attn.state_dict())
+    from video_tokenizer.transformer import causal_mask
+
+    torch.testing.assert_close(plain(x, mask=causal_mask(7)), full)
+    cache = _Cache()  # 3 elements at once, then one at a time, then 2: the GPT's pattern
+    chunks = [attn(x[:, :3], cache=cache)]
+    chunks += [attn(x[:, i : i + 1], cache=cache) for i in (3, 4)]
+    chunks.append(attn(x[:, 5:], cache=cache))
+    torch.testing.assert_close(torch.cat(chunks, dim=1), full)
+
+
+def test_a_mask_restricts_what_attention_sees():
+    torch.manual_seed(0)
+    attn = Attention(8, 2)
+    x = torch.randn(1, 4, 8)
+    only_self = torch.eye(4, dtype=torch.bool)  # each element sees itself: no mixing
+    alone = torch.cat([attn(x[:, i : i + 1]) for i in range(4)], dim=1)
+    torch.testing.assert_close(attn(x, mask=only_self), alone)

@@ -25,6 +25,13 @@ class Attention(nn.Module):
     Every leading axis is a batch axis: called on (B, T, N, D) it mixes the N tokens of each
     frame; called on (B, N, T, D) it mixes the T frames of each token position. With
     `causal=True` position l attends only to positions <= l.
+
+    The one attention of the repository: the ST transformer calls it plain, chapter 2's GPT
+    with a KV cache, and later blocks (Swin windows, DiT) with a mask.
+      mask:  bool, broadcastable to (..., G, L, S) over the S keys; True = may attend.
+      cache: the keys and values of the `cache.length` elements before x, for one layer;
+             `cache.update(k, v)` appends x's and returns all S = length + L of them
+             (chapter 2's `KVCache.layer(i)`). x is then the L newest elements.
     """
 
     def __init__(self, dim: int, heads: int, causal: bool = False):
@@ -36,17 +43,39 @@ class Attention(nn.Module):
         self.to_qkv = nn.Linear(dim, 3 * dim, bias=False)  # q, k, v in one matmul
         self.to_out = nn.Linear(dim, dim, bias=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor | None = None, cache=None
+    ) -> torch.Tensor:
         """x: (..., L, D) -> (..., L, D)."""
         x, packed_shape = pack([x], "* l d")  # (B', L, D): fold all leading axes into one
+        L = x.shape[1]
         qkv = self.to_qkv(x)  # (B', L, 3*D)
         # Split into q, k, v and into G heads of width F = D / G; each is (B', G, L, F).
         q, k, v = rearrange(qkv, "b l (qkv g f) -> qkv b g l f", qkv=3, g=self.heads)
-        # softmax(q k^T / sqrt(F)) v, per head; is_causal masks out keys with index > query's
-        out = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal)  # (B', G, L, F)
+        past = 0
+        if cache is not None:
+            past = cache.length
+            k, v = cache.update(k, v)  # (B', G, S, F), S = past + L
+        is_causal = False
+        if self.causal:
+            if past == 0 and mask is None:
+                is_causal = True  # the plain lower triangle
+            elif L > 1 or mask is not None:  # query l sits at position past + l
+                not_future = causal_mask(L, past, x.device)  # (L, S)
+                mask = not_future if mask is None else mask & not_future
+            # else: one new element after the cached ones may see them all, no mask needed
+        # softmax(q k^T / sqrt(F) + [0 where allowed, -inf elsewhere]) v, per head
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal)
         out = self.to_out(rearrange(out, "b g l f -> b l (g f)"))  # (B', L, D)
         [out] = unpack(out, packed_shape, "* l d")  # (..., L, D)
         return out
+
+
+def causal_mask(L: int, past: int = 0, device=None) -> torch.Tensor:
+    """(L, past + L) bool: query l (at position past + l) may see keys at positions <= its own."""
+    query_position = torch.arange(past, past + L, device=device)[:, None]  # (L, 1)
+    key_position = torch.arange(past + L, device=device)[None, :]  # (1, S)
+    return key_position <= query_position
 
 
 class SwiGLU(nn.Module):

@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
-from video_tokenizer.transformer import SwiGLU
+from video_tokenizer.transformer import Attention, SwiGLU
 
 from dynamics_model.sampling import sample_from_logits
 from worldmodels.config import at_least, require
@@ -66,7 +66,8 @@ class KVCache:
     """Keys and values of every layer for the elements seen so far, preallocated.
 
     keys, values: (depth, B, G, max_len, F). `length` elements are filled; a forward pass
-    over L new elements writes slots [length, length + L) in every layer, then `advance(L)`.
+    over L new elements writes slots [length, length + L) in every layer (each layer's
+    Attention through `layer(i)`), then `advance(L)`.
     """
 
     def __init__(
@@ -93,52 +94,41 @@ class KVCache:
         self.values[layer, :, :, self.length : end] = v
         return self.keys[layer, :, :, :end], self.values[layer, :, :, :end]  # (B, G, end, F)
 
+    def layer(self, index: int) -> "LayerCache":
+        """The view of one layer that chapter 1's `Attention(cache=...)` reads and extends."""
+        return LayerCache(self, index)
+
     def advance(self, num_new: int) -> None:
         self.length += num_new
 
 
-class CausalSelfAttention(nn.Module):
-    """Multi-head attention where element l sees elements <= l, with an optional KV cache."""
+class LayerCache:
+    """One layer of a KVCache: `length` cached elements, `update(k, v)` appends."""
 
-    def __init__(self, dim: int, heads: int):
-        super().__init__()
-        if dim % heads != 0:
-            raise ValueError(f"dim={dim} is not divisible by heads={heads}")
-        self.heads = heads
-        self.to_qkv = nn.Linear(dim, 3 * dim, bias=False)
-        self.to_out = nn.Linear(dim, dim, bias=False)
+    def __init__(self, cache: KVCache, index: int):
+        self.cache, self.index = cache, index
 
-    def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0):
-        """x: (B, L, D), the L newest elements -> (B, L, D)."""
-        L = x.shape[1]
-        q, k, v = rearrange(self.to_qkv(x), "b l (qkv g f) -> qkv b g l f", qkv=3, g=self.heads)
-        past = 0
-        if cache is not None:
-            past = cache.length
-            k, v = cache.update(layer, k, v)  # (B, G, past + L, F)
-        if past == 0:  # the whole sequence at once: plain lower-triangular mask
-            out = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (B, G, L, F)
-        elif L == 1:  # one new element: it may see every cached one, no mask needed
-            out = F.scaled_dot_product_attention(q, k, v)  # (B, G, 1, F)
-        else:  # L new elements after `past` cached ones: query i sees keys j <= past + i
-            query_pos = torch.arange(L, device=x.device)[:, None] + past  # (L, 1)
-            key_pos = torch.arange(past + L, device=x.device)[None, :]  # (1, past + L)
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=key_pos <= query_pos)
-        return self.to_out(rearrange(out, "b g l f -> b l (g f)"))  # (B, L, D)
+    @property
+    def length(self) -> int:
+        return self.cache.length
+
+    def update(self, k: torch.Tensor, v: torch.Tensor):
+        return self.cache.update(self.index, k, v)
 
 
 class ARBlock(nn.Module):
-    """Pre-norm GPT block: x += Attn(norm(x)); x += SwiGLU(norm(x))."""
+    """Pre-norm GPT block: x += Attn(norm(x)); x += SwiGLU(norm(x)). The attention is chapter
+    1's, causal: element l sees elements <= l (and, with a cache, every cached one)."""
 
     def __init__(self, dim: int, heads: int, mlp_ratio: float):
         super().__init__()
         self.attn_norm = nn.RMSNorm(dim)
-        self.attn = CausalSelfAttention(dim, heads)
+        self.attn = Attention(dim, heads, causal=True)
         self.mlp_norm = nn.RMSNorm(dim)
         self.mlp = SwiGLU(dim, int(2 * mlp_ratio * dim / 3))  # 2/3 width: 3 matrices, not 2
 
-    def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0):
-        x = x + self.attn(self.attn_norm(x), cache, layer)  # (B, L, D)
+    def forward(self, x: torch.Tensor, cache: LayerCache | None = None):
+        x = x + self.attn(self.attn_norm(x), cache=cache)  # (B, L, D)
         return x + self.mlp(self.mlp_norm(x))  # (B, L, D)
 
 
@@ -223,7 +213,7 @@ class ARDynamics(nn.Module):
         pos_emb = self.time_emb(position // self.chunk) + self.slot_emb(position % self.chunk)
         x = self.token_emb(ids) + pos_emb  # (B, L, D)
         for layer, block in enumerate(self.blocks):
-            x = block(x, cache, layer)  # (B, L, D)
+            x = block(x, None if cache is None else cache.layer(layer))  # (B, L, D)
         if cache is not None:
             cache.advance(L)
         return self.head(self.norm(x))  # (B, L, K)
