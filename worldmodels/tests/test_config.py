@@ -7,6 +7,7 @@ from worldmodels.config import (
     RunConfig,
     from_dict,
     override,
+    parse_command,
     parse_config,
     to_dict,
 )
@@ -109,3 +110,59 @@ def test_help_lists_keys(capsys):
         parse_config(PRESETS, ["--help"])
     out = capsys.readouterr().out
     assert "--model.dim" in out and "--run.steps" in out
+
+
+@dataclass
+class Options:
+    """Score some runs."""
+
+    runs: tuple[str, ...] = ()  # run folders to score
+    rollout_clips: int = 96  # held-out clips rolled out
+    temperature: float | None = None  # None: the run's own
+    figures: str = ""  # also copy the pictures here
+    export: bool = False  # write a stand-alone copy
+
+
+def test_command_options_are_typed_and_positional_words_collected():
+    options = parse_command(
+        Options,
+        ["a", "--rollout_clips=12", "b", "--temperature=2", "--export", "--figures=x/y"],
+        positional="runs",
+    )
+    assert options == Options(("a", "b"), 12, 2.0, "x/y", True)
+    assert parse_command(Options, [], positional="runs") == Options()
+    assert parse_command(Options, ["--temperature=none", "--export=false"]) == Options()
+
+
+def test_command_rejects_unknown_keys_bare_values_and_stray_words():
+    with pytest.raises(ConfigError, match="unknown option --rollout-clips.*--rollout_clips"):
+        parse_command(Options, ["--rollout-clips=96"], positional="runs")
+    with pytest.raises(ConfigError, match="expects int"):
+        parse_command(Options, ["--rollout_clips=many"])
+    with pytest.raises(ConfigError, match="--figures needs a value"):
+        parse_command(Options, ["--figures", "x"], positional="runs")
+    with pytest.raises(ConfigError, match="unexpected argument 'a'"):
+        parse_command(Options, ["a"])  # no positional field named: words are an error
+    with pytest.raises(ConfigError, match="unknown option --runs"):
+        parse_command(Options, ["--runs=a"], positional="runs")
+
+
+def test_command_single_positional():
+    @dataclass
+    class One:
+        run: str = "default"
+        clips: int = 8
+
+    assert parse_command(One, ["r1"], positional="run") == One("r1")
+    with pytest.raises(ConfigError, match="at most one run"):
+        parse_command(One, ["r1", "r2"], positional="run")
+
+
+def test_command_help_lists_options_types_defaults_and_notes(capsys):
+    with pytest.raises(SystemExit) as stop:
+        parse_command(Options, ["--help"], positional="runs")
+    assert stop.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Score some runs.")
+    assert "--rollout_clips" in out and "int = 96" in out and "held-out clips rolled out" in out
+    assert "runs (positional words)" in out and "--runs" not in out
