@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 from einops import rearrange
 
-from worldmodels.data.occ3d import FREE, PAPER_GRID
+from worldmodels.occ3d import FREE, PAPER_GRID
 
 REAL_LIDAR_DIR = Path(__file__).resolve().parent / "real_lidar"
 # Short names of the shipped Ouster scans (see real_lidar/README.md).

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import torch
 from einops import rearrange
 
-from worldmodels.data.occ3d import CLASS_NAMES, FREE, NUM_CLASSES
+from worldmodels.occ3d import CLASS_NAMES, FREE, NUM_CLASSES
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from worldmodels.data.driving import (
 )
 from worldmodels.data.driving.config import HEIGHT_STEP, ROAD_Z_EGO, DatasetConfig
 from worldmodels.data.driving.generate import RANGE_UNIT, write_shard
-from worldmodels.data.occ3d import CLASS_ID, FREE, PAPER_GRID
+from worldmodels.occ3d import CLASS_ID, FREE, PAPER_GRID
 
 DEBUG = PRESETS["debug"]
 TINY = replace(

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from worldmodels.data.occ3d import CLASS_ID, FREE
+from worldmodels.occ3d import CLASS_ID, FREE
 from worldmodels.metrics.occupancy import OccupancyMetric, confusion_matrix, occupancy_scores
 
 CAR, ROAD, TERRAIN = CLASS_ID["car"], CLASS_ID["driveable_surface"], CLASS_ID["terrain"]

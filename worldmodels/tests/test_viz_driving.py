@@ -12,7 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from worldmodels.data.occ3d import CLASS_ID, FREE, PALETTE  # noqa: E402
+from worldmodels.occ3d import CLASS_ID, FREE, PALETTE  # noqa: E402
 from worldmodels.viz.driving import (  # noqa: E402
     bev_classes,
     bev_semantic_image,

@@ -10,7 +10,7 @@ so the image is (X, Y, 3): rows run along x (top row = largest x), columns along
 (left column = largest y). Metric axes follow the same rule: the horizontal axis is y with
 +y on the left, the vertical axis is x with +x at the top.
 
-Colours come from `worldmodels.data.occ3d.PALETTE` (one fixed colour per class, free = white).
+Colours come from `worldmodels.occ3d.PALETTE` (one fixed colour per class, free = white).
 Inputs may be numpy arrays or torch tensors; outputs are numpy arrays.
 """
 
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from worldmodels.data.occ3d import CLASS_NAMES, FREE, PALETTE
+from worldmodels.occ3d import CLASS_NAMES, FREE, PALETTE
 
 PALETTE_RGB = np.asarray(PALETTE, dtype=np.uint8)  # (Q, 3) uint8, Q = 18 (free included)
 

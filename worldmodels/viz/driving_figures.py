@@ -1,6 +1,6 @@
 """The pictures of worldmodels/data/README.md: one sequence of each scenario kind.
 
-    uv run python -m worldmodels.data.driving.figures [--preset debug] [--out DIR]
+    uv run python -m worldmodels.viz.driving_figures [--preset debug] [--out DIR]
 
 For each scenario, one PNG with four panels of one frame: the BEV semantic map with the ego's
 trajectory, a 3D view of the voxels, the LiDAR sweep from above (coloured by class) and its
@@ -34,7 +34,7 @@ from worldmodels.viz.driving import (  # noqa: E402
     trajectory_in_frame,
 )
 
-FIGURES = Path(__file__).resolve().parents[1] / "figures"
+FIGURES = Path(__file__).resolve().parents[1] / "data" / "figures"
 FIGURE_SEED = 4  # the sequence shown for each scenario (a training-range seed)
 
 
@@ -144,7 +144,7 @@ def make_figures(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m worldmodels.data.driving.figures")
+    parser = argparse.ArgumentParser(prog="python -m worldmodels.viz.driving_figures")
     parser.add_argument("--preset", default="debug")
     parser.add_argument("--out", type=Path, default=FIGURES)
     parser.add_argument("--frames", type=int, default=16)

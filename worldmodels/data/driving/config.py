@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from worldmodels.data.occ3d import PAPER_GRID, PAPER_RANGE_Z, PAPER_VOXEL_SIZE
+from worldmodels.occ3d import PAPER_GRID, PAPER_RANGE_Z, PAPER_VOXEL_SIZE
 
 EGO_ORIGIN_HEIGHT = 0.2  # m, ego origin above the road surface
 ROAD_Z_EGO = -EGO_ORIGIN_HEIGHT  # m, the road surface in the ego frame

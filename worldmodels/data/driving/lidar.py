@@ -35,7 +35,7 @@ from einops import rearrange, reduce
 
 from worldmodels.data.driving.config import ROAD_Z_EGO, LidarConfig, Preset
 from worldmodels.data.driving.scene import SOLID_EPS, EgoRaster, Voxels
-from worldmodels.data.occ3d import FREE
+from worldmodels.occ3d import FREE
 
 NO_RETURN = 255  # label of rays without a return
 INSIDE = 0.005  # m, how far a reported point lies inside the surface it hit

@@ -11,7 +11,7 @@ import numpy as np
 
 from worldmodels.data.driving.traffic import AgentState, LaneSamples
 from worldmodels.data.driving.world import SIDEWALK, WorldMap
-from worldmodels.data.occ3d import CLASS_ID
+from worldmodels.occ3d import CLASS_ID
 
 PEDESTRIAN = CLASS_ID["pedestrian"]
 FIRST_ID = 100_000  # pedestrian ids start here (vehicles count up from 0)

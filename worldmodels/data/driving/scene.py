@@ -26,7 +26,7 @@ from einops import rearrange
 from worldmodels.data.driving.config import ROAD_Z_EGO, Preset
 from worldmodels.data.driving.traffic import AgentState
 from worldmodels.data.driving.world import OTHER_FLAT, ROAD, SIDEWALK, TERRAIN, WorldMap
-from worldmodels.data.occ3d import FREE
+from worldmodels.occ3d import FREE
 
 GROUND_CLASSES = (ROAD, SIDEWALK, TERRAIN, OTHER_FLAT)
 SOLID_EPS = 1e-3  # m, overlaps of a solid with a voxel level thinner than this do not count

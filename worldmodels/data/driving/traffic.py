@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from worldmodels.data.occ3d import CLASS_ID
+from worldmodels.occ3d import CLASS_ID
 
 os.environ.setdefault("SDL_VIDEODRIVER", "offscreen")  # highway-env imports pygame
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")

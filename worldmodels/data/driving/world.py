@@ -18,7 +18,7 @@ import numpy as np
 
 from worldmodels.data.driving.config import HEIGHT_STEP
 from worldmodels.data.driving.traffic import LaneSamples
-from worldmodels.data.occ3d import CLASS_ID, FREE
+from worldmodels.occ3d import CLASS_ID, FREE
 
 ROAD = CLASS_ID["driveable_surface"]
 SIDEWALK = CLASS_ID["sidewalk"]
