@@ -10,12 +10,16 @@ crowded one and is not what the benchmarks report):
     mIoU   = mean of IoU_c over the occupied classes 0..16 (free = 17 is excluded)
     IoU    = geometry: occupied (any class but free) versus free, one binary IoU
 
-A class absent from both prediction and truth over the whole set has 0 / 0: we follow
-Occ3D's evaluation and report NaN for it and leave it out of the mean (nanmean). OccWorld's
-code counts such a class as IoU 1, which raises mIoU on small evaluation sets; pass
-`absent_iou=1.0` to reproduce that. On the full Occ3D-nuScenes val set every class occurs,
-so the two agree there. The same rule applies to the geometry IoU when nothing is occupied
-in either grid.
+A class can be undefined over the set. Two benchmark conventions, chosen by `absent_iou`:
+- "occ3d" (default): a class with an empty union (absent from truth and prediction) is NaN
+  and left out of the mean (nanmean), as Occ3D's evaluation does. A class predicted but
+  never true scores 0.
+- "occworld": a class with no truth voxels scores IoU 1 whatever is predicted, as OccWorld's
+  `MeanIoU` does (`if total_seen == 0: iou = 1`), which raises mIoU on sets where some class
+  never occurs. A class predicted but never true therefore scores 1, not 0.
+On a set where every class occurs in the truth (the full Occ3D-nuScenes val set) the two
+agree. The geometry IoU follows the same rule: NaN ("occ3d") when nothing is occupied in
+either grid; 1 ("occworld") when nothing is occupied in the truth.
 
 Visibility: Occ3D evaluates only voxels seen by the cameras (`mask_camera`); OccWorld
 evaluates every voxel. `update(..., mask=...)` restricts the count to mask == 1.
@@ -95,24 +99,42 @@ def confusion_matrix(pred, target, num_classes: int = NUM_CLASSES, mask=None) ->
     return rearrange(counts, "(t p) -> t p", t=num_classes)  # (Q, Q)
 
 
-def _safe_ratio(numerator: torch.Tensor, denominator: torch.Tensor, absent: float):
-    """numerator / denominator as float64, with `absent` where the denominator is 0."""
-    ratio = numerator.double() / denominator.double().clamp(min=1)
-    return torch.where(denominator > 0, ratio, torch.full_like(ratio, absent))
+ABSENT_IOU_MODES = ("occ3d", "occworld")
+
+
+def _check_mode(absent_iou: str) -> str:
+    if absent_iou not in ABSENT_IOU_MODES:
+        raise ValueError(
+            f"absent_iou must be one of {ABSENT_IOU_MODES} (Occ3D's NaN rule or OccWorld's "
+            f"IoU-1 rule), got {absent_iou!r}"
+        )
+    return absent_iou
+
+
+def _iou(true_positive, union, truth_count, absent_iou: str) -> torch.Tensor:
+    """TP / union as float64; where the benchmark's rule says the class is absent: NaN
+    (occ3d: empty union) or 1 (occworld: no truth voxels, whatever is predicted)."""
+    ratio = true_positive.double() / union.double().clamp(min=1)
+    if absent_iou == "occworld":
+        return torch.where(truth_count > 0, ratio, torch.ones_like(ratio))
+    return torch.where(union > 0, ratio, torch.full_like(ratio, math.nan))
 
 
 def scores_from_confusion(
     confusion: torch.Tensor,
     free_class: int = FREE,
-    absent_iou: float = math.nan,
+    absent_iou: str = "occ3d",
     class_names: tuple[str, ...] | None = None,
 ) -> OccupancyScores:
-    """mIoU, geometry IoU and per-class IoU from a (Q, Q) confusion matrix (rows = truth)."""
+    """mIoU, geometry IoU and per-class IoU from a (Q, Q) confusion matrix (rows = truth);
+    absent_iou: "occ3d" or "occworld", the rule for classes absent from the truth (above)."""
+    _check_mode(absent_iou)
     confusion = torch.as_tensor(confusion).cpu().long()
     num_classes = confusion.shape[0]
     true_positive = confusion.diagonal()  # (Q,)
     union = confusion.sum(dim=1) + confusion.sum(dim=0) - true_positive  # (Q,) TP + FN + FP
-    class_iou = _safe_ratio(true_positive, union, absent_iou)  # (Q,)
+    truth_count = confusion.sum(dim=1)  # (Q,)
+    class_iou = _iou(true_positive, union, truth_count, absent_iou)  # (Q,)
     occupied = [c for c in range(num_classes) if c != free_class]
     per_class = class_iou[occupied]  # (Q - 1,)
     defined = ~per_class.isnan()
@@ -124,7 +146,8 @@ def scores_from_confusion(
     false_occupied = confusion[free_class, occupied_ids].sum()  # truth free, predicted occupied
     missed = confusion[occupied_ids, free_class].sum()  # truth occupied, predicted free
     geometry_union = both_occupied + false_occupied + missed
-    iou = _safe_ratio(both_occupied, geometry_union, absent_iou).item()
+    truth_occupied = confusion[occupied_ids].sum()
+    iou = _iou(both_occupied, geometry_union, truth_occupied, absent_iou).item()
 
     if class_names is None:
         class_names = (
@@ -157,8 +180,9 @@ class OccupancyMetric:
         self,
         num_classes: int = NUM_CLASSES,
         free_class: int = FREE,
-        absent_iou: float = math.nan,
+        absent_iou: str = "occ3d",
     ):
+        _check_mode(absent_iou)
         if not 0 <= free_class < num_classes:
             raise ValueError(f"free_class {free_class} is not in [0, {num_classes})")
         self.num_classes = num_classes
@@ -182,7 +206,7 @@ class OccupancyMetric:
         return scores_from_confusion(self.confusion, self.free_class, self.absent_iou)
 
 
-def occupancy_scores(pred, target, mask=None, absent_iou: float = math.nan) -> OccupancyScores:
+def occupancy_scores(pred, target, mask=None, absent_iou: str = "occ3d") -> OccupancyScores:
     """One-shot scores of a single pair of grids (or a batch): OccupancyMetric in one call."""
     metric = OccupancyMetric(absent_iou=absent_iou)
     metric.update(pred, target, mask)

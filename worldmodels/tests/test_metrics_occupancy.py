@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from worldmodels.occ3d import CLASS_ID, FREE
 from worldmodels.metrics.occupancy import OccupancyMetric, confusion_matrix, occupancy_scores
+from worldmodels.occ3d import CLASS_ID, FREE
 
 CAR, ROAD, TERRAIN = CLASS_ID["car"], CLASS_ID["driveable_surface"], CLASS_ID["terrain"]
 
@@ -32,8 +32,37 @@ def test_hand_computed_scores():
 
 
 def test_occworld_convention_counts_absent_classes_as_one():
-    scores = occupancy_scores(PRED, TARGET, absent_iou=1.0)
+    scores = occupancy_scores(PRED, TARGET, absent_iou="occworld")
     assert scores.miou == pytest.approx((1 / 3 + 1 / 2 + 15 * 1.0) / 17)
+
+
+def test_a_class_predicted_but_absent_from_the_truth_under_each_convention():
+    # Truth: road, free. Prediction: road, terrain. Terrain has 0 truth voxels, 1 predicted.
+    target = torch.tensor([ROAD, FREE])
+    pred = torch.tensor([ROAD, TERRAIN])
+    occ3d = occupancy_scores(pred, target, absent_iou="occ3d")
+    occworld = occupancy_scores(pred, target, absent_iou="occworld")
+    by_name = lambda s: dict(zip(s.class_names, s.per_class_iou, strict=True))  # noqa: E731
+    # Occ3D: terrain's union is 1 (the false positive) -> IoU 0; the 15 classes with an empty
+    # union are NaN and left out: mIoU = (road 1 + terrain 0) / 2.
+    assert by_name(occ3d)["terrain"] == 0.0
+    assert occ3d.miou == pytest.approx(0.5)
+    # OccWorld: no truth voxels -> IoU 1 whatever is predicted, for all 16 such classes.
+    assert by_name(occworld)["terrain"] == 1.0
+    assert occworld.miou == pytest.approx(1.0)
+    # Geometry: truth occupied at 0 only, predicted at 0 and 1 -> 1/2 under both rules.
+    assert occ3d.iou == occworld.iou == pytest.approx(0.5)
+    # Nothing occupied in the truth, something predicted: geometry 0 (occ3d) vs 1 (occworld).
+    free_truth = torch.tensor([FREE, FREE])
+    assert occupancy_scores(pred, free_truth, absent_iou="occ3d").iou == 0.0
+    assert occupancy_scores(pred, free_truth, absent_iou="occworld").iou == 1.0
+
+
+def test_unknown_absent_rule_is_refused():
+    with pytest.raises(ValueError, match="occ3d.*occworld"):
+        occupancy_scores(PRED, TARGET, absent_iou=1.0)
+    with pytest.raises(ValueError, match="absent_iou"):
+        OccupancyMetric(absent_iou="nan")
 
 
 def test_class_predicted_but_never_true_scores_zero():
@@ -77,7 +106,7 @@ def test_all_free_grids_have_undefined_ious():
     scores = occupancy_scores(free, free)
     assert math.isnan(scores.miou) and math.isnan(scores.iou)
     assert scores.voxels == 32
-    assert occupancy_scores(free, free, absent_iou=1.0).iou == 1.0
+    assert occupancy_scores(free, free, absent_iou="occworld").iou == 1.0
 
 
 def test_confusion_matrix_matches_a_loop_on_random_grids():
