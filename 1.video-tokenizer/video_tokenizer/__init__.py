@@ -12,6 +12,7 @@ from video_tokenizer.fsq import FSQ, round_ste
 from video_tokenizer.model import TokenizerConfig, TokenizerOutput, VideoTokenizer
 from video_tokenizer.patches import PatchEmbed, PixelShuffleHead, patchify, unpatchify
 from video_tokenizer.position import SpatioTemporalPosition
+from video_tokenizer.quantizer import Quantized, Quantizer
 from video_tokenizer.temporal import TemporalMerge, TemporalSplit
 from video_tokenizer.transformer import (
     Attention,
@@ -28,6 +29,8 @@ __all__ = [
     "Attention",
     "PatchEmbed",
     "PixelShuffleHead",
+    "Quantized",
+    "Quantizer",
     "SpatioTemporalBlock",
     "SpatioTemporalPosition",
     "SpatioTemporalTransformer",

@@ -23,6 +23,8 @@ import math
 import torch
 from torch import nn
 
+from video_tokenizer.quantizer import Quantized
+
 
 def round_ste(x: torch.Tensor) -> torch.Tensor:
     """Round in the forward pass, identity in the backward pass (straight-through).
@@ -108,8 +110,8 @@ class FSQ(nn.Module):
         """All K codes as a (K, E) float32 tensor, row k being the code of index k."""
         return self.indices_to_codes(torch.arange(self.codebook_size, device=self._basis.device))
 
-    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """z (..., E) -> (codes (..., E) in z's dtype, indices (...) int64)."""
+    def forward(self, z: torch.Tensor) -> Quantized:
+        """z (..., E) -> Quantized(codes (..., E) in z's dtype, indices (...) int64, 0 loss)."""
         if z.shape[-1] != self.dim:
             raise ValueError(
                 f"FSQ with levels {self.levels} expects {self.dim} channels, got {z.shape[-1]}"
@@ -118,4 +120,5 @@ class FSQ(nn.Module):
         # tanh(z) * half reliably on the right side of a rounding boundary.
         codes = self.quantize(z.float())  # (..., E)
         indices = self.codes_to_indices(codes)  # (...)
-        return codes.to(z.dtype), indices
+        no_aux_loss = z.new_zeros((), dtype=torch.float32)  # nothing to learn, nothing to add
+        return Quantized(codes.to(z.dtype), indices, no_aux_loss)

@@ -36,6 +36,7 @@ from torch import nn
 from video_tokenizer.fsq import FSQ
 from video_tokenizer.patches import PatchEmbed, PixelShuffleHead, check_frame_size
 from video_tokenizer.position import SpatioTemporalPosition
+from video_tokenizer.quantizer import Quantized, Quantizer
 from video_tokenizer.temporal import TemporalMerge, TemporalSplit, check_num_frames
 from video_tokenizer.transformer import SpatioTemporalTransformer
 from video_tokenizer.vq import VectorQuantizer
@@ -104,10 +105,11 @@ class VideoTokenizer(nn.Module):
         t = c.temporal_compression
         latent_frames = 1 + (c.max_frames - 1) // t  # T' of the longest clip
 
-        if c.quantizer == "fsq":
-            self.quantizer = FSQ(c.fsq_levels)
-        else:
-            self.quantizer = VectorQuantizer(c.vq_codebook_size, c.vq_dim)
+        self.quantizer: Quantizer = (
+            FSQ(c.fsq_levels)
+            if c.quantizer == "fsq"
+            else VectorQuantizer(c.vq_codebook_size, c.vq_dim)
+        )
         code_dim = self.quantizer.dim  # E
 
         self.patch_embed = PatchEmbed(c.channels, c.patch, c.dim)
@@ -155,11 +157,8 @@ class VideoTokenizer(nn.Module):
         z = self.to_code(x)  # (B, T', N, E)
         return rearrange(z, "b t (h w) e -> b t h w e", h=self.grid)  # (B, T', h, w, E)
 
-    def quantize(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """z (B, T', h, w, E) -> (codes (B, T', h, w, E), ids (B, T', h, w), aux loss)."""
-        if isinstance(self.quantizer, FSQ):
-            codes, indices = self.quantizer(z)
-            return codes, indices, z.new_zeros((), dtype=torch.float32)  # FSQ has no aux loss
+    def quantize(self, z: torch.Tensor) -> Quantized:
+        """z (B, T', h, w, E) -> Quantized(codes (B, T', h, w, E), ids (B, T', h, w), aux)."""
         return self.quantizer(z)
 
     def decode_codes(self, codes: torch.Tensor) -> torch.Tensor:
@@ -172,8 +171,7 @@ class VideoTokenizer(nn.Module):
 
     def encode(self, frames: torch.Tensor) -> torch.Tensor:
         """Frames (B, T, C, H, W) in [0, 1] -> token ids (B, T', h, w) int64."""
-        _, indices, _ = self.quantize(self.encode_latents(frames))
-        return indices
+        return self.quantize(self.encode_latents(frames)).indices
 
     def decode(self, indices: torch.Tensor) -> torch.Tensor:
         """Token ids (B, T', h, w) int64 -> frames (B, T, C, H, W) clamped to [0, 1]."""

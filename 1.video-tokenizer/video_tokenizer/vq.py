@@ -27,9 +27,11 @@ import torch.nn.functional as F
 from einops import pack, unpack
 from torch import nn
 
+from video_tokenizer.quantizer import Quantized
+
 
 class VectorQuantizer(nn.Module):
-    """Nearest-neighbour quantizer: z (..., E) -> (z_q (..., E), indices (...) int64, loss)."""
+    """Nearest-neighbour quantizer: z (..., E) -> Quantized(z_q (..., E), indices (...), loss)."""
 
     def __init__(self, codebook_size: int, dim: int, beta: float = 0.25):
         super().__init__()
@@ -67,8 +69,8 @@ class VectorQuantizer(nn.Module):
         [indices] = unpack(distances.argmin(dim=-1), packed_shape, "*")  # (...)
         return indices
 
-    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """z (..., E) -> (z_q (..., E) in z's dtype, indices (...) int64, scalar loss)."""
+    def forward(self, z: torch.Tensor) -> Quantized:
+        """z (..., E) -> Quantized(z_q (..., E) in z's dtype, indices (...) int64, loss ())."""
         if z.shape[-1] != self.dim:
             raise ValueError(f"VectorQuantizer expects {self.dim} channels, got {z.shape[-1]}")
         # In float32 even under autocast: distances are differences of large sums, and in
@@ -81,4 +83,4 @@ class VectorQuantizer(nn.Module):
             commitment_loss = F.mse_loss(z32, z_q.detach())  # ||z - sg[e]||^2: moves encoder
             loss = codebook_loss + self.beta * commitment_loss
             z_q = z32 + (z_q - z32).detach()  # straight-through: value z_q, gradient dz
-        return z_q.to(z.dtype), indices, loss
+        return Quantized(z_q.to(z.dtype), indices, loss)

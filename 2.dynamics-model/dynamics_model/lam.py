@@ -255,7 +255,7 @@ class LatentActionModel(nn.Module):
     def forward(self, frames: torch.Tensor):
         """frames (B, T, C, H, W) -> (recon_next (B, T-1, C, H, W) predicting frames[:, 1:],
         action_ids (B, T-1) int64)."""
-        codes, action_ids = self.quantizer(self.encode_actions(frames))  # (B, T-1, E), ids
+        codes, action_ids, _ = self.quantizer(self.encode_actions(frames))  # (B, T-1, E), ids
         recon_next = self.decode(frames[:, :-1], codes)  # (B, T-1, C, H, W)
         return recon_next, action_ids
 
@@ -284,7 +284,7 @@ class LatentActionModel(nn.Module):
     @torch.no_grad()
     def infer_actions(self, frames: torch.Tensor) -> torch.Tensor:
         """The latent action of each transition: frames (B, T, C, H, W) -> (B, T-1) int64."""
-        return self.quantizer(self.encode_actions(frames))[1]
+        return self.quantizer(self.encode_actions(frames)).indices
 
     @torch.no_grad()
     def decode_with_actions(
