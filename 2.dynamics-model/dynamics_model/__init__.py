@@ -6,24 +6,31 @@ from dynamics_model.maskgit import (
     DecodeTrace,
     MaskGITConfig,
     MaskGITDynamics,
-    mask_schedule,
     num_masked,
     random_mask,
 )
-from dynamics_model.sampling import sample_from_logits, top_p_filter
+from dynamics_model.maskgit_decode import Decoded, mask_schedule, maskgit_decode
+from dynamics_model.rollout import NextFramePredictor, rollout, rollout_model
+from dynamics_model.sampling import SampleConfig, sample_from_logits, top_p_filter
 
 __all__ = [
     "ARConfig",
     "ARDynamics",
     "DecodeTrace",
+    "Decoded",
     "KVCache",
     "LatentActionConfig",
     "LatentActionModel",
     "MaskGITConfig",
     "MaskGITDynamics",
+    "NextFramePredictor",
+    "SampleConfig",
     "mask_schedule",
+    "maskgit_decode",
     "num_masked",
     "random_mask",
+    "rollout",
+    "rollout_model",
     "sample_from_logits",
     "top_p_filter",
 ]

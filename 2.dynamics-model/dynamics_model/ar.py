@@ -36,7 +36,7 @@ from einops import rearrange
 from torch import nn
 from video_tokenizer.transformer import Attention, SwiGLU
 
-from dynamics_model.sampling import sample_from_logits
+from dynamics_model.sampling import SampleConfig, sample_from_logits
 from worldmodels.config import at_least, require
 
 
@@ -345,36 +345,19 @@ class ARDynamics(nn.Module):
             sequence = torch.cat([sequence, new_ids[-1][:, None]], dim=1)  # (B, L + 1)
         return self._to_frame(new_ids)
 
-    @torch.no_grad()
-    def rollout(
+    # ----- the rollout protocol (dynamics_model.rollout) -----------------------------------
+
+    @property
+    def context_window(self) -> int:
+        """Context frames read at once: the positions trained on, minus the new frame."""
+        return self.config.max_frames - 1
+
+    def predict_next_frame(
         self,
         context: torch.Tensor,
         actions: torch.Tensor | None,
-        horizon: int,
-        temperature: float = 1.0,
-        top_p: float = 1.0,
+        sample: SampleConfig,
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
-        """Generate `horizon` frames one after another, each fed back as context.
-
-        context (B, T, h, w); actions (B, >= T + horizon - 1): actions[:, t] leads from
-        frame t to t + 1, so frame T + i is generated with actions[:, T + i - 1]. The context
-        window slides: at most max_frames - 1 frames are kept. Returns (B, horizon, h, w).
-        """
-        T = context.shape[1]
-        if actions is not None and actions.shape[1] < T + horizon - 1:
-            raise ValueError(
-                f"rollout of {horizon} frames after {T} needs actions (B, >= {T + horizon - 1})"
-                f", got {tuple(actions.shape)}"
-            )
-        frames = context  # (B, T', h, w), grows by one per step
-        window = self.config.max_frames - 1
-        for _ in range(horizon):
-            start = max(0, frames.shape[1] - window)
-            end = frames.shape[1]
-            step_actions = None if actions is None else actions[:, start:end]
-            next_frame = self.generate_next(
-                frames[:, start:], step_actions, temperature, top_p, generator
-            )  # (B, h, w)
-            frames = torch.cat([frames, next_frame[:, None]], dim=1)
-        return frames[:, T:]  # (B, horizon, h, w)
+        """The next frame (B, h, w) after context (B, T, h, w), actions (B, T) or None."""
+        return self.generate_next(context, actions, sample.temperature, sample.top_p, generator)

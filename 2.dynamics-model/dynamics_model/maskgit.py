@@ -27,7 +27,6 @@ embedding (row A of the table). The last action of a clip, actions[:, T-1], lead
 clip: training ignores it; sampling uses it to generate frame T.
 """
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -37,7 +36,8 @@ from torch import nn
 from video_tokenizer.position import SpatioTemporalPosition
 from video_tokenizer.transformer import SpatioTemporalTransformer
 
-from dynamics_model.sampling import sample_from_logits
+from dynamics_model.maskgit_decode import mask_schedule, maskgit_decode
+from dynamics_model.sampling import SampleConfig, sample_from_logits
 from worldmodels.config import at_least, require
 
 
@@ -67,17 +67,6 @@ class MaskGITConfig:
 
 
 MASKINGS = ("cosine", "genie")
-
-
-def mask_schedule(u: torch.Tensor | float) -> torch.Tensor | float:
-    """Cosine schedule: the fraction of tokens masked at progress u in [0, 1], r = cos(pi/2 u).
-
-    r(0) = 1 (all masked), r(1) = 0 (none masked); it decreases slowly at first and fast at
-    the end.
-    """
-    if isinstance(u, torch.Tensor):
-        return torch.cos(math.pi / 2 * u)
-    return math.cos(math.pi / 2 * u)
 
 
 def num_masked(ratio: torch.Tensor, N: int) -> torch.Tensor:
@@ -262,88 +251,51 @@ class MaskGITDynamics(nn.Module):
         generator: torch.Generator | None = None,
         return_trace: bool = False,
     ):
-        """Sample the next frame by confidence-based iterative unmasking.
+        """Sample the next frame by confidence-based iterative unmasking (`maskgit_decode`).
 
         context (B, T, h, w) int64; actions (B, T) with actions[:, -1] the action that
-        leads to the new frame. At step i of S every still-masked token is sampled
-        (temperature, top-p; temperature 0 = argmax); the sampled tokens are ranked by their
-        confidence log p(token) under the model's untempered softmax, optionally plus Gumbel
-        noise scaled by confidence_noise * (1 - (i+1)/S)
-        (MaskGIT's annealed "choice temperature", 4.5 in the paper; 0 = none), and the best
-        are fixed so that N - round(N cos(pi/2 (i+1)/S)) tokens are fixed after step i: all
-        N after the last step. A fixed token never changes. Returns (B, h, w) int64, and a
-        DecodeTrace too with `return_trace`.
+        leads to the new frame. The network, given the context, the action and the frame so
+        far (unfixed tokens = [MASK]), is the decoder's logits function; S steps, tokens drawn
+        with temperature (0 = argmax) and top-p, ranked by confidence plus annealed Gumbel
+        noise (`confidence_noise`, MaskGIT's "choice temperature", 4.5 in the paper; 0 =
+        none). Returns (B, h, w) int64, and a DecodeTrace too with `return_trace`.
         """
-        if steps < 1:
-            raise ValueError(f"steps must be >= 1, got {steps}")
         B, T, h, w = context.shape
-        N = self.num_tokens
-        frame = torch.full((B, N), self.mask_id, dtype=torch.long, device=context.device)
-        fixed = torch.zeros(B, N, dtype=torch.bool, device=context.device)  # (B, N)
-        fixed_at_step = torch.full_like(frame, -1)  # (B, N)
-        partial_frames = []
-        for i in range(steps):
-            clip = torch.cat([context, rearrange(frame, "b (h w) -> b 1 h w", h=h)], dim=1)
-            logits = rearrange(self(clip, actions)[:, -1], "b h w k -> b (h w) k")  # (B, N, K)
-            sampled = sample_from_logits(logits, temperature, top_p, generator)  # (B, N)
-            log_p = F.log_softmax(logits.float(), dim=-1)  # (B, N, K)
-            confidence = log_p.gather(-1, sampled[..., None])[..., 0]  # (B, N) log p(sampled)
-            noise_scale = confidence_noise * (1 - (i + 1) / steps)
-            if noise_scale > 0:
-                uniform = torch.rand(B, N, generator=generator, device=context.device)
-                gumbel = -torch.log(-torch.log(uniform.clamp(1e-20, 1 - 1e-7)))  # (B, N)
-                confidence = confidence + noise_scale * gumbel
-            confidence = confidence.masked_fill(fixed, math.inf)  # fixed tokens stay fixed
-            # after step i: N - round(N * r((i+1)/S)) fixed; r(1) = 0, so all N at the end
-            target = N - round(N * mask_schedule((i + 1) / steps)) if i < steps - 1 else N
-            best = confidence.argsort(dim=-1, descending=True)[:, :target]  # (B, target)
-            keep = torch.zeros_like(fixed).scatter(1, best, True)  # (B, N)
-            newly_fixed = keep & ~fixed  # (B, N)
-            frame = torch.where(newly_fixed, sampled, frame)
-            fixed_at_step = fixed_at_step.masked_fill(newly_fixed, i)
-            fixed = fixed | newly_fixed
-            partial_frames.append(frame)
-        next_frame = rearrange(frame, "b (h w) -> b h w", h=h)  # (B, h, w)
+
+        def logits_fn(partial: torch.Tensor) -> torch.Tensor:  # (B, N) -> (B, N, K)
+            clip = torch.cat([context, rearrange(partial, "b (h w) -> b 1 h w", h=h)], dim=1)
+            return rearrange(self(clip, actions)[:, -1], "b h w k -> b (h w) k")
+
+        decoded = maskgit_decode(
+            logits_fn, B, self.num_tokens, self.mask_id, steps,
+            sampler=lambda logits: sample_from_logits(logits, temperature, top_p, generator),
+            confidence_noise=confidence_noise, generator=generator, device=context.device,
+        )  # fmt: skip
+        next_frame = rearrange(decoded.ids, "b (h w) -> b h w", h=h)  # (B, h, w)
         if not return_trace:
             return next_frame
         trace = DecodeTrace(
-            fixed_at_step=rearrange(fixed_at_step, "b (h w) -> b h w", h=h),
-            frames=rearrange(torch.stack(partial_frames, 1), "b s (h w) -> b s h w", h=h),
+            fixed_at_step=rearrange(decoded.fixed_at_step, "b (h w) -> b h w", h=h),
+            frames=rearrange(decoded.partial, "b s (h w) -> b s h w", h=h),
         )
         return next_frame, trace
 
-    @torch.no_grad()
-    def rollout(
+    # ----- the rollout protocol (dynamics_model.rollout) -----------------------------------
+
+    @property
+    def context_window(self) -> int:
+        """Context frames read at once: the clip length trained on, minus the new frame."""
+        return self.config.max_frames - 1
+
+    def predict_next_frame(
         self,
         context: torch.Tensor,
         actions: torch.Tensor,
-        horizon: int,
-        steps: int = 8,
-        temperature: float = 1.0,
-        top_p: float = 1.0,
-        confidence_noise: float = 0.0,
+        sample: SampleConfig,
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
-        """Generate `horizon` frames one after another, each fed back as context.
-
-        context (B, T, h, w); actions (B, >= T + horizon - 1): frame T + i is generated with
-        actions[:, T + i - 1]. The window slides: at most max_frames - 1 context frames are
-        kept (the oldest kept one then plays frame 0, with the "no action" embedding).
-        Returns (B, horizon, h, w).
-        """
-        T = context.shape[1]
-        if actions.shape[1] < T + horizon - 1:
-            raise ValueError(
-                f"rollout of {horizon} frames after {T} needs actions (B, >= {T + horizon - 1})"
-                f", got {tuple(actions.shape)}"
-            )
-        frames = context  # (B, T', h, w), grows by one per step
-        window = self.config.max_frames - 1
-        for _ in range(horizon):
-            start = max(0, frames.shape[1] - window)
-            next_frame = self.generate_next(
-                frames[:, start:], actions[:, start : frames.shape[1]], steps, temperature,
-                top_p, confidence_noise, generator,
-            )  # fmt: skip
-            frames = torch.cat([frames, next_frame[:, None]], dim=1)
-        return frames[:, T:]  # (B, horizon, h, w)
+        """The next frame (B, h, w) after context (B, T, h, w), actions (B, T), by `sample`."""
+        return self.generate_next(
+            context, actions, sample.maskgit_steps, sample.temperature, sample.top_p,
+            sample.confidence_noise, generator,
+        )  # fmt: skip

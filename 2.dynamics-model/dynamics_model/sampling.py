@@ -14,8 +14,30 @@ Every draw goes through an optional `torch.Generator`, so two samplers given gen
 the same state draw identical tokens (the KV-cache equivalence test relies on it).
 """
 
+import math
+from dataclasses import dataclass
+
 import torch
 from einops import pack, unpack
+
+from worldmodels.config import at_least, require
+
+
+@dataclass
+class SampleConfig:
+    """How a rollout draws tokens, for MaskGIT and AR alike (the `sample` section of a run)."""
+
+    maskgit_steps: int = 8  # S, MaskGIT refinement steps per frame (AR: unused)
+    temperature: float = 0.0  # 0 = greedy (argmax), best for PSNR; 1 = the model's own p
+    top_p: float = 1.0
+    confidence_noise: float = 0.0  # MaskGIT's annealed Gumbel noise on confidences
+    seed: int = 0
+
+    def __post_init__(self):  # checked at start-up, not at the first evaluation
+        at_least(self, 1, "maskgit_steps")
+        require(self, "temperature", 0 <= self.temperature < math.inf, ">= 0 (0 = greedy)")
+        require(self, "top_p", 0 < self.top_p <= 1, "in (0, 1]")
+        require(self, "confidence_noise", 0 <= self.confidence_noise < math.inf, ">= 0")
 
 
 def top_p_filter(probs: torch.Tensor, top_p: float) -> torch.Tensor:

@@ -2,6 +2,8 @@
 
 import pytest
 import torch
+from dynamics_model.rollout import rollout_model
+from dynamics_model.sampling import SampleConfig
 from dynamics_model.ar import ARConfig, ARDynamics
 
 K, A, GRID = 8, 4, (3, 3)
@@ -123,12 +125,12 @@ def test_rollout_feeds_frames_back_and_slides_its_window():
     model = tiny_ar()
     tokens, _ = random_clip(T=2)
     actions = torch.randint(A, (2, 2 + 6 - 1))
-    frames = model.rollout(tokens, actions, horizon=6, temperature=0.0)  # max_frames = 5
-    assert frames.shape == (2, 6, *GRID)
+    frames = rollout_model(model, tokens, actions, 6, SampleConfig(temperature=0.0))
+    assert frames.shape == (2, 6, *GRID)  # 2 + 6 frames > max_frames = 5: window slid
     first = model.generate_next(tokens, actions[:, :2], temperature=0.0)
     assert torch.equal(frames[:, 0], first)
     with pytest.raises(ValueError, match="needs actions"):
-        model.rollout(tokens, actions[:, :3], horizon=6)
+        rollout_model(model, tokens, actions[:, :3], 6, SampleConfig())
 
 
 def test_compressed_mode_learns_without_actions(make_token_world):

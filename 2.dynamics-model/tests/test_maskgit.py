@@ -12,6 +12,8 @@ from dynamics_model.maskgit import (
     num_masked,
     random_mask,
 )
+from dynamics_model.rollout import rollout_model
+from dynamics_model.sampling import SampleConfig
 
 K, A, GRID = 8, 4, (3, 3)
 N = GRID[0] * GRID[1]
@@ -158,7 +160,7 @@ def test_rollout_generates_horizon_frames_and_slides_its_window():
     model = tiny_maskgit()
     context, _ = random_clip(T=2)
     actions = torch.randint(A, (2, 2 + 6 - 1))
-    frames = model.rollout(context, actions, horizon=6, steps=2, temperature=0.0)
+    frames = rollout_model(model, context, actions, 6, SampleConfig(maskgit_steps=2, temperature=0))
     assert frames.shape == (2, 6, *GRID)  # 2 + 6 frames > max_frames = 5: window slid
     first = model.generate_next(context, actions[:, :2], steps=2, temperature=0.0)
     assert torch.equal(frames[:, 0], first)
