@@ -24,15 +24,20 @@ import re
 import shutil
 import tempfile
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from worldmodels.config import ConfigError, from_dict
 from worldmodels.faults import assert_finite
+
+C = TypeVar("C")  # a config dataclass
+M = TypeVar("M", bound=nn.Module)
 
 
 class CheckpointError(RuntimeError):
@@ -246,6 +251,36 @@ def load_weights(step_dir: Path, model: nn.Module, strict: bool = True) -> None:
         raise CheckpointError(
             f"{file} does not fit this model (was it trained with another config?): {err}"
         ) from None
+
+
+def load_model(
+    path: Path | str,
+    config_cls: type[C],
+    build: Callable[[C], M],
+    section: str | None = None,
+    device: str | torch.device = "cpu",
+) -> tuple[M, C, Path]:
+    """(model in eval mode on `device`, its config, the step folder) from a run folder, a
+    checkpoint or an exported folder.
+
+    The model is rebuilt from the checkpoint's own config.json: `config_cls` is read from
+    the whole file, or from its `section` (e.g. "model" of a run config), and `build(config)`
+    makes the model the weights are loaded into, so a checkpoint of any preset loads.
+    """
+    step_dir = find_checkpoint(Path(path))
+    file = step_dir / "config.json"
+    data = read_json(file)
+    if section is not None:
+        if not isinstance(data, dict) or not isinstance(data.get(section), dict):
+            raise CheckpointError(f"{file} has no {section!r} section (a config of another run?)")
+        data = data[section]
+    try:
+        config = from_dict(config_cls, data)
+    except (ConfigError, ValueError, TypeError) as err:  # unknown keys, bad types or ranges
+        raise CheckpointError(f"{file} is not a {config_cls.__name__}: {err}") from None
+    model = build(config)
+    load_weights(step_dir, model)
+    return model.to(device).eval(), config, step_dir
 
 
 def _read_optimizer_file(file: Path, optimizer: torch.optim.Optimizer, rank: int):

@@ -25,9 +25,8 @@ import torch
 from einops import rearrange
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
-from video_tokenizer.experiment import Config as TokenizerRunConfig
-from video_tokenizer.experiment import load_tokenizer as load_chapter1_tokenizer
-from video_tokenizer.model import VideoTokenizer
+from video_tokenizer.model import TokenizerConfig, VideoTokenizer
+from video_tokenizer.pretrained import load_tokenizer as load_chapter1_tokenizer
 
 from worldmodels.checkpoint import find_checkpoint
 from worldmodels.data.atari import AtariClips, AtariConfig, ensure_recorded, resolve_config
@@ -53,10 +52,10 @@ def tokenizer_folder(path: str | Path = "") -> Path:
 
 def load_tokenizer(
     path: str | Path = "", device: str | torch.device = "cpu"
-) -> tuple[VideoTokenizer, TokenizerRunConfig]:
+) -> tuple[VideoTokenizer, TokenizerConfig]:
     """Chapter 1's tokenizer from a run folder, checkpoint or exported folder, frozen, in eval.
 
-    Returns (model, its chapter-1 run config). "" loads `1.video-tokenizer/pretrained/`.
+    Returns (model, its TokenizerConfig). "" loads `1.video-tokenizer/pretrained/`.
     """
     model, config = load_chapter1_tokenizer(tokenizer_folder(path), device)
     model.requires_grad_(False)
