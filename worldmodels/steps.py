@@ -1,4 +1,5 @@
-"""The pieces of one optimizer step: which samples, the wrapped loss, AdamW and its schedule.
+"""The pieces of one optimizer step: which samples, the wrapped loss, AdamW and its schedule,
+and `optimizer_step` itself, the one update that the trainer and the benchmarks run.
 
 `StepSampler` decides the batches: the indices of step s are a pure function of (seed, s),
 so a resumed run sees exactly the batches the uninterrupted run would have. Under DDP the
@@ -8,7 +9,9 @@ r-th slice: two processes of batch 8 train on the very samples one process of ba
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -91,3 +94,46 @@ def set_lr(optimizer: torch.optim.Optimizer, run: RunConfig, step: int) -> float
     for group in optimizer.param_groups:
         group["lr"] = lr
     return lr
+
+
+@dataclass
+class StepPosition:
+    """Where an exception found the training loop (`faults.save_after_error` reads it)."""
+
+    in_step: bool = False  # inside a step: the weights are still those of the last whole step
+    updating: bool = False  # inside the optimizer's update: the weights are half-written
+
+
+def optimizer_step(
+    step_module: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    batch: Any,
+    grad_clip: float,
+    autocast: contextlib.AbstractContextManager,
+    position: StepPosition | None = None,
+) -> tuple[torch.Tensor, dict[str, Any]]:
+    """One update of the weights; returns (loss, metrics) as tensors, never `.item()`: reading
+    a number back is a device sync, which the caller does once per log line, not per step.
+
+    loss = step_module(batch) under `autocast`; backward of scale * loss (the scale is 1 unless
+    `scaler` is enabled, for float16); with grad_clip > 0 the gradients are unscaled and
+    clipped to a global norm of grad_clip (their norm before clipping joins the metrics as
+    "grad_norm"); then the optimizer steps (skipped by the scaler on inf/NaN gradients) and
+    the gradients are freed. `position.updating` is set before the update starts: from there
+    until the caller counts the step, an exception leaves half-updated weights.
+    """
+    with autocast:
+        loss, metrics = step_module(batch)
+    scaler.scale(loss).backward()
+    if grad_clip > 0:
+        scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
+        # g <- g * min(1, grad_clip / ||g||), ||g|| over every parameter together
+        grad_norm = nn.utils.clip_grad_norm_(step_module.parameters(), grad_clip)
+        metrics = {**metrics, "grad_norm": grad_norm}
+    if position is not None:
+        position.updating = True
+    scaler.step(optimizer)
+    scaler.update()
+    optimizer.zero_grad(set_to_none=True)
+    return loss.detach(), metrics
