@@ -13,16 +13,9 @@ checkpoints (safetensors), `log.jsonl`, `run.json` (config, command, commit, mac
 `samples/` rollout strips (real / generated rows).
 """
 
-from dynamics_model.experiment import (
-    CHAPTER_DIR,
-    PRESETS,
-    build_datasets,
-    build_model,
-    complete_config,
-    load_tokenizer,
-    loss_fn_for,
-    make_evaluator,
-)
+from dynamics_model.build import LOSSES, build_datasets, build_model, make_evaluator
+from dynamics_model.config import PRESETS, complete_config
+from dynamics_model.tokens import CHAPTER_DIR, load_tokenizer
 
 from worldmodels.config import format_config, parse_config
 from worldmodels.runtime import setup_runtime
@@ -47,8 +40,7 @@ def main(argv=None) -> dict:
     evaluator = (
         make_evaluator(config, datasets, tokenizer, out_dir=out_dir) if runtime.is_main else None
     )
-    loss_fn = loss_fn_for(config.kind)
-    return train_and_report(model, loss_fn, datasets, config, runtime, out_dir, evaluator)
+    return train_and_report(model, LOSSES[config.kind], datasets, config, runtime, out_dir, evaluator)
 
 
 if __name__ == "__main__":

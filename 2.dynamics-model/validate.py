@@ -2,7 +2,8 @@
 
     uv run 2.dynamics-model/validate.py                         # the three debug runs
     uv run 2.dynamics-model/validate.py runs/2.dynamics-model/maskgit-debug --temperature=1
-    uv run 2.dynamics-model/validate.py RUN [RUN ...] --figures 2.dynamics-model/figures
+    uv run 2.dynamics-model/validate.py RUN [RUN ...] --figures=2.dynamics-model/figures
+    uv run 2.dynamics-model/validate.py --help                  # every option, typed
 
 Every difference is paired clip by clip and carries a 95% interval from a seeded bootstrap
 over the held-out episodes the clips come from (`worldmodels.metrics.bootstrap`); a table cell
@@ -22,38 +23,32 @@ column per run and writes into `<run>/validation/`:
   rollout.gif           real (left) and generated (right), one clip per game stacked
   psnr_vs_horizon.png   PSNR against frames ahead, with the baselines
   lam_confusion.png     P(latent action | true action) per game (LAM runs)
-`--figures DIR` also copies the pictures there as `<kind>_<name>` (the README's figures);
-`--results DIR` writes `<run>.json` there: the metrics with the training command, the commit
+`--figures=DIR` also copies the pictures there as `<kind>_<name>` (the README's figures);
+`--results=DIR` writes `<run>.json` there: the metrics with the training command, the commit
 and the machine (`2.dynamics-model/results/` holds the README's numbers, made this way).
 """
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import json
 import shutil
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from dynamics_model.experiment import (
-    CHAPTER_DIR,
-    KINDS,
-    MAX_HORIZON,
-    Config,
-    build_datasets,
-    build_model,
+from dynamics_model.build import build_datasets, load_run, make_evaluator
+from dynamics_model.config import KINDS, MAX_HORIZON
+from dynamics_model.figures import (
     generated_strip_frames,
-    load_tokenizer,
-    make_evaluator,
     plot_confusion,
     plot_psnr_vs_horizon,
     save_rollout_strip,
 )
+from dynamics_model.tokens import CHAPTER_DIR, load_tokenizer
 
-from worldmodels.checkpoint import find_checkpoint, load_weights, read_json, write_json_atomic
-from worldmodels.config import from_dict
+from worldmodels.checkpoint import read_json, write_json_atomic
+from worldmodels.config import at_least, override, parse_command, require
 from worldmodels.data.atari import ACTION_MEANINGS
 from worldmodels.metrics.bootstrap import mean_interval
 from worldmodels.runlog import git_commit
@@ -63,25 +58,33 @@ from worldmodels.viz.frames import side_by_side_gif
 RUNS_DIR = CHAPTER_DIR.parent / "runs" / CHAPTER_DIR.name
 
 
-def load_run(path: Path | str, device: str = "cpu") -> tuple[torch.nn.Module, Config, Path]:
-    """Rebuild a run's model from its checkpoint's config.json; returns (model, config, step)."""
-    step_dir = find_checkpoint(Path(path))
-    config = from_dict(Config, read_json(step_dir / "config.json"))
-    model = build_model(config)
-    load_weights(step_dir, model)
-    return model.to(pick_device(device)).eval(), config, step_dir
+@dataclass
+class Options:
+    """validate.py's options (`--key=value`; run folders as plain words)."""
+
+    runs: tuple[str, ...] = ()  # run or checkpoint folders; () = the debug runs that exist
+    clips: int = 512  # held-out clips for teacher-forced CE and NMI
+    rollout_clips: int = 96  # held-out clips rolled out
+    horizon: int = MAX_HORIZON  # frames rolled out
+    temperature: float | None = None  # replaces the run's sample.temperature
+    maskgit_steps: int | None = None  # replaces the run's sample.maskgit_steps
+    device: str = "auto"
+    out_name: str = "validation"  # folder in the run for the results (e.g. a second study)
+    figures: str = ""  # also copy the pictures to this folder (the README's figures)
+    results: str = ""  # also write <run>.json here: metrics + train command + commits
+
+    def __post_init__(self):
+        at_least(self, 1, "clips", "rollout_clips")
+        require(self, "horizon", 1 <= self.horizon <= MAX_HORIZON, f"in [1, {MAX_HORIZON}]")
 
 
-def validate_run(path: Path | str, args: argparse.Namespace) -> dict:
+def validate_run(path: Path | str, args: Options) -> dict:
     """Full held-out evaluation of one run; writes its metrics.json and pictures."""
     seed_everything(0)
-    model, config, step_dir = load_run(path, args.device)
+    model, config, step_dir = load_run(path, pick_device(args.device))
+    changes = {"sample.temperature": args.temperature, "sample.maskgit_steps": args.maskgit_steps}
+    config = override(config, {k: v for k, v in changes.items() if v is not None})
     sample = config.sample
-    if args.temperature is not None:
-        sample = dataclasses.replace(sample, temperature=args.temperature)
-    if args.maskgit_steps is not None:
-        sample = dataclasses.replace(sample, maskgit_steps=args.maskgit_steps)
-    config = dataclasses.replace(config, sample=sample)
     tokenizer, _ = load_tokenizer(config.data.tokenizer, next(model.parameters()).device)
     out_dir = step_dir.parent.parent / args.out_name
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -206,30 +209,7 @@ def default_runs() -> list[str]:
 
 
 def main(argv=None) -> dict[str, dict]:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("runs", nargs="*", help="run or checkpoint folders (default: debug runs)")
-    parser.add_argument("--clips", type=int, default=512, help="held-out clips for CE and NMI")
-    parser.add_argument("--rollout-clips", type=int, default=96, help="held-out clips rolled out")
-    parser.add_argument("--horizon", type=int, default=MAX_HORIZON, help="frames rolled out")
-    parser.add_argument("--temperature", type=float, default=None, help="override the run's")
-    parser.add_argument("--maskgit-steps", type=int, default=None, help="override the run's")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument(
-        "--out-name",
-        default="validation",
-        help="folder in the run for the results, e.g. to "
-        "keep a --temperature=1 study beside the default validation/",
-    )
-    parser.add_argument("--figures", default=None, help="also copy the pictures to this folder")
-    parser.add_argument(
-        "--results",
-        default=None,
-        help="also write <run>.json (metrics + train command + commits) here, e.g. "
-        "2.dynamics-model/results",
-    )
-    args = parser.parse_args(argv)
-    if not 1 <= args.horizon <= MAX_HORIZON:
-        raise ValueError(f"--horizon must be in [1, {MAX_HORIZON}], got {args.horizon}")
+    args = parse_command(Options, argv, positional="runs")
 
     results = {}
     for run in args.runs or default_runs():

@@ -262,12 +262,31 @@ def _apply(config: Any, changes: Mapping[str, Any]) -> Any:
     return dataclasses.replace(config, **direct)
 
 
+def derived(default: Any, source: str) -> Any:
+    """A dataclass field that the run derives (from the data, the tokenizer ...), not the user:
+    `vocab_size: int = derived(1000, "the tokenizer's codebook")`. Overrides of it are refused
+    (`override`), so nothing needs to police a user's value against the derived one."""
+    return dataclasses.field(default=default, metadata={"derived": source})
+
+
+def derived_from(config: Any, path: str) -> str | None:
+    """What a dotted field of a nested config is derived from, or None if the user sets it."""
+    *sections, name = path.split(".")
+    for section in sections:
+        config = getattr(config, section)
+    field = {f.name: f for f in dataclasses.fields(config)}[name]
+    return field.metadata.get("derived")
+
+
 def override(config: C, overrides: Mapping[str, Any]) -> C:
     """Apply {key: value} overrides; string values are parsed to the field's type."""
     keys = flat_keys(config)
     changes = {}
     for key, value in overrides.items():
         path = resolve_key(config, key)
+        source = derived_from(config, path)
+        if source is not None:
+            raise ConfigError(f"{path} is set from {source}, not by hand; leave it out")
         tp = keys[path][0]
         if isinstance(value, str) and tp is not str:
             try:

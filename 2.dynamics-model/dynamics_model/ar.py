@@ -37,22 +37,22 @@ from torch import nn
 from video_tokenizer.transformer import Attention, SwiGLU
 
 from dynamics_model.sampling import SampleConfig, sample_from_logits
-from worldmodels.config import at_least, require
+from worldmodels.config import at_least, derived, require
 
 
 @dataclass
 class ARConfig:
     """Size of the autoregressive dynamics model (defaults: a mid-size Atari model)."""
 
-    vocab_size: int = 1000  # K codes of the tokenizer (FSQ levels (8, 5, 5, 5))
-    num_actions: int = 18  # A: ALE's full action space
-    token_grid: tuple[int, int] = (8, 8)  # (h, w): 64x64 frames with patch 8
-    max_frames: int = 16  # longest clip (context + predicted frame) the positions cover
+    vocab_size: int = derived(1000, "the tokenizer")  # K codes (FSQ levels (8, 5, 5, 5))
+    num_actions: int = derived(18, "the data")  # A: ALE's full action set
+    token_grid: tuple[int, int] = derived((8, 8), "the tokenizer")  # (h, w): 64x64, patch 8
+    max_frames: int = derived(16, "data.clip_len")  # longest clip (context + next frame)
     dim: int = 256  # D
     depth: int = 8  # transformer blocks
     heads: int = 8  # G
     mlp_ratio: float = 4.0
-    use_actions: bool = True  # False: compressed-token mode, frames only
+    use_actions: bool = derived(True, "the tokenizer")  # False: compressed tokens, no actions
 
     def __post_init__(self):  # bad sizes stop at start-up with the key and the value
         self.token_grid = tuple(self.token_grid)
@@ -235,7 +235,7 @@ class ARDynamics(nn.Module):
         is_code = targets < self.config.vocab_size  # (B, L - 1): actions are not targets
         loss = F.cross_entropy(logits[is_code], targets[is_code])
         accuracy = (logits[is_code].argmax(-1) == targets[is_code]).float().mean()
-        return loss, {"ce": loss.item(), "accuracy": accuracy.item()}
+        return loss, {"ce": loss.detach(), "accuracy": accuracy}  # tensors: no sync per step
 
     def teacher_forced_logits(
         self, tokens: torch.Tensor, actions: torch.Tensor | None = None

@@ -72,17 +72,17 @@ from video_tokenizer.patches import PatchEmbed, PixelShuffleHead, check_frame_si
 from video_tokenizer.position import SpatioTemporalPosition
 from video_tokenizer.transformer import SpatioTemporalTransformer
 
-from worldmodels.config import at_least, require
+from worldmodels.config import at_least, derived, require
 
 
 @dataclass
 class LatentActionConfig:
     """Size of the latent action model (Genie: 8 codes, patch 16, 20+20 layers)."""
 
-    image_size: tuple[int, int] = (64, 64)  # (H, W) pixels
-    channels: int = 3  # C
+    image_size: tuple[int, int] = derived((64, 64), "the tokenizer's frames")  # (H, W) pixels
+    channels: int = derived(3, "the tokenizer's frames")  # C
     patch: int = 8  # p
-    max_frames: int = 16  # longest clip the positional table covers
+    max_frames: int = derived(16, "data.clip_len")  # longest clip the positions cover
     dim: int = 128  # D
     encoder_depth: int = 4
     decoder_depth: int = 4
@@ -274,10 +274,11 @@ class LatentActionModel(nn.Module):
         squared_error = (recon_next - target).square().sum()
         copy_error = (frames[:, :-1] - target).square().sum().clamp_min(1e-8)
         unexplained = squared_error / copy_error
-        metrics = {
-            "mse": squared_error.item() / target.numel(),
-            "unexplained": unexplained.item(),
-            "codes_used": action_ids.unique().numel(),
+        used = torch.bincount(action_ids.flatten(), minlength=self.config.num_latent_actions) > 0
+        metrics = {  # tensors: the trainer reads them once per log line, not once per step
+            "mse": squared_error.detach() / target.numel(),
+            "unexplained": unexplained.detach(),
+            "codes_used": used.sum(),
         }
         return unexplained, metrics
 

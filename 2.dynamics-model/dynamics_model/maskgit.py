@@ -38,17 +38,17 @@ from video_tokenizer.transformer import SpatioTemporalTransformer
 
 from dynamics_model.maskgit_decode import mask_schedule, maskgit_decode
 from dynamics_model.sampling import SampleConfig, sample_from_logits
-from worldmodels.config import at_least, require
+from worldmodels.config import at_least, derived, require
 
 
 @dataclass
 class MaskGITConfig:
     """Size of the MaskGIT dynamics model (defaults: a mid-size Atari model)."""
 
-    vocab_size: int = 1000  # K codes of the tokenizer; id K is [MASK]
-    num_actions: int = 18  # A: ALE's full action space (or the LAM's latent actions)
-    token_grid: tuple[int, int] = (8, 8)  # (h, w): 64x64 frames with patch 8
-    max_frames: int = 16  # longest clip (context + predicted frame)
+    vocab_size: int = derived(1000, "the tokenizer")  # K codes; id K is [MASK]
+    num_actions: int = derived(18, "the data")  # A: ALE's full action set (or latent actions)
+    token_grid: tuple[int, int] = derived((8, 8), "the tokenizer")  # (h, w): 64x64, patch 8
+    max_frames: int = derived(16, "data.clip_len")  # longest clip (context + predicted frame)
     dim: int = 256  # D
     depth: int = 8  # spatio-temporal blocks
     heads: int = 8  # G
@@ -198,7 +198,7 @@ class MaskGITDynamics(nn.Module):
         loss = F.cross_entropy(logits[mask], tokens[mask])  # masked tokens only
         accuracy = (logits[mask].argmax(-1) == tokens[mask]).float().mean()
         ratio = mask[:, first_target:].float().mean()
-        return loss, {"ce": loss.item(), "accuracy": accuracy.item(), "mask_ratio": ratio.item()}
+        return loss, {"ce": loss.detach(), "accuracy": accuracy, "mask_ratio": ratio}  # tensors
 
     def teacher_forced_logits(self, tokens: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """Logits (B, h, w, K) for the LAST frame, fully masked, given the true frames before.

@@ -3,7 +3,7 @@ evaluation), and a damaged token cache names its file."""
 
 import pytest
 import torch
-from dynamics_model.experiment import PRESETS
+from dynamics_model.config import PRESETS
 from dynamics_model.tokens import _load_cache
 
 from worldmodels.config import ConfigError, parse_config
@@ -25,6 +25,7 @@ from worldmodels.config import ConfigError, parse_config
         ("--rollout_clips=0", "rollout_clips"),
         ("--horizon=0", "horizon"),
         ("--clip_len=1", "clip_len"),
+        ("--context_frames=4", "context_frames"),  # debug clips are 4 frames: at most 3
         ("--kind=diffusion", "kind"),
         ("--steps=-5", "steps"),
     ],
@@ -33,6 +34,13 @@ def test_config_values(arg, named):
     value = arg.split("=")[1].replace(",", ", ")
     with pytest.raises(ConfigError, match=rf"{named}.*{value.lstrip('-')}"):
         parse_config(PRESETS, [arg])
+
+
+def test_sizes_the_tokenizer_decides_are_not_overrides():
+    with pytest.raises(ConfigError, match="maskgit.vocab_size is set from the tokenizer"):
+        parse_config(PRESETS, ["--maskgit.vocab_size=5"])
+    with pytest.raises(ConfigError, match="lam.max_frames is set from data.clip_len"):
+        parse_config(PRESETS, ["--lam.max_frames=5"])
 
 
 @pytest.mark.parametrize("content", [b"not a torch file", {"tokens": torch.zeros(2)}, [1, 2]])

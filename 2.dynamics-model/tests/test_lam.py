@@ -98,7 +98,7 @@ def test_latent_actions_are_the_fsq_ids_and_decode_back_to_their_codes():
     model = tiny_lam().eval()
     assert model.config.num_latent_actions == CODES == model.quantizer.codebook_size
     frames = random_frames()
-    codes, ids = model.quantizer(model.encode_actions(frames))
+    codes, ids, _ = model.quantizer(model.encode_actions(frames))
     assert torch.equal(model.infer_actions(frames), ids)
     assert torch.equal(model.quantizer.indices_to_codes(ids), codes)
     # decoding with the inferred ids is the forward pass's own reconstruction

@@ -26,6 +26,7 @@ from worldmodels.metrics.occupancy import (  # noqa: F401  (Occ3D mIoU / IoU)
 from worldmodels.metrics.tokens import (  # noqa: F401  (token CE, baselines, ΔtPSNR, NMI)
     copy_last_frame_accuracy,
     delta_psnr,
+    label_cooccurrence,
     normalized_mutual_information,
     token_cross_entropy,
     unigram_cross_entropy,

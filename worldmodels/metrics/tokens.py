@@ -17,7 +17,7 @@ Genie scores its latent actions by how much they control the generated video (Δ
 we add the mutual information between latent actions and the true ALE actions to see whether
 the model discovered the game's controls without ever seeing them.
 
-Every function returns Python floats (or a count tensor for the confusion matrix) and takes
+Every function returns Python floats (or a count tensor for `label_cooccurrence`) and takes
 token ids as int64 tensors.
 """
 
@@ -190,10 +190,12 @@ def delta_psnr(psnr_true_actions: torch.Tensor, psnr_random_actions: torch.Tenso
     return (true_db - random_db).mean().item()
 
 
-def confusion_matrix(
+def label_cooccurrence(
     labels_a: torch.Tensor, labels_b: torch.Tensor, num_a: int, num_b: int
 ) -> torch.Tensor:
-    """Joint counts M[i, j] = #{n : a_n = i and b_n = j}, (num_a, num_b) int64.
+    """Joint counts M[i, j] = #{n : a_n = i and b_n = j}, (num_a, num_b) int64: a contingency
+    table of two labellings (not a confusion matrix of predictions against truth: neither is
+    the truth, and metrics.occupancy.confusion_matrix is that one).
 
     labels_a, labels_b: integer tensors of the same shape (e.g. latent action ids and true
     ALE action ids of the same transitions), with values in [0, num_a) and [0, num_b).
@@ -230,7 +232,7 @@ def normalized_mutual_information(labels_a: torch.Tensor, labels_b: torch.Tensor
             f"{tuple(labels_a.shape)} and {tuple(labels_b.shape)}"
         )
     num_a, num_b = int(labels_a.max()) + 1, int(labels_b.max()) + 1
-    joint = confusion_matrix(labels_a, labels_b, num_a, num_b).double()  # (num_a, num_b)
+    joint = label_cooccurrence(labels_a, labels_b, num_a, num_b).double()  # (num_a, num_b)
     p_ab = joint / joint.sum()  # (num_a, num_b)
     p_a, p_b = p_ab.sum(dim=1), p_ab.sum(dim=0)  # (num_a,), (num_b,) marginals
     h_a, h_b = _entropy(p_a), _entropy(p_b)

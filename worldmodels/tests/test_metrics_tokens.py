@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from worldmodels.metrics.tokens import (
-    confusion_matrix,
+    label_cooccurrence,
     copy_last_frame_accuracy,
     delta_psnr,
     normalized_mutual_information,
@@ -97,15 +97,15 @@ def test_delta_psnr_is_mean_paired_difference():
         delta_psnr(torch.zeros(3), torch.zeros(2))
 
 
-def test_confusion_matrix_hand_case():
+def test_label_cooccurrence_hand_case():
     a = torch.tensor([0, 0, 1, 2, 2, 2])
     b = torch.tensor([1, 1, 0, 0, 1, 1])
     expected = torch.tensor([[0, 2], [1, 0], [1, 2]])
-    assert torch.equal(confusion_matrix(a, b, num_a=3, num_b=2), expected)
+    assert torch.equal(label_cooccurrence(a, b, num_a=3, num_b=2), expected)
     with pytest.raises(ValueError, match="labels_b must lie"):
-        confusion_matrix(a, b, num_a=3, num_b=1)
+        label_cooccurrence(a, b, num_a=3, num_b=1)
     with pytest.raises(ValueError, match="same shape"):
-        confusion_matrix(a, b[:3], num_a=3, num_b=2)
+        label_cooccurrence(a, b[:3], num_a=3, num_b=2)
 
 
 def test_nmi_identical_relabelled_and_independent():
