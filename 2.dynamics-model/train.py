@@ -40,7 +40,8 @@ def main(argv=None) -> dict:
     evaluator = (
         make_evaluator(config, datasets, tokenizer, out_dir=out_dir) if runtime.is_main else None
     )
-    return train_and_report(model, LOSSES[config.kind], datasets, config, runtime, out_dir, evaluator)
+    loss_fn = LOSSES[config.kind]
+    return train_and_report(model, loss_fn, datasets, config, runtime, out_dir, evaluator)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ never receive a gradient and stay dead. That is the codebook collapse the notebo
 and the reason FSQ exists (chapter 2's latent action model, which Genie built on a VQ,
 uses FSQ for the same reason).
 
-Shapes: K codebook size, E code dims, "..." any leading axes, M the flattened count.
+Shapes: K codebook size, E code dims, "..." any leading axes, L their flattened length.
 """
 
 import torch
@@ -61,11 +61,11 @@ class VectorQuantizer(nn.Module):
 
     def nearest(self, z: torch.Tensor) -> torch.Tensor:
         """Index (...) of the code nearest to each z (..., E) in L2."""
-        flat, packed_shape = pack([z], "* e")  # (M, E)
+        flat, packed_shape = pack([z], "* e")  # (L, E)
         codebook = self.codebook.weight  # (K, E)
-        # ||z - e||^2 = ||z||^2 - 2 z.e + ||e||^2, without building an (M, K, E) tensor;
+        # ||z - e||^2 = ||z||^2 - 2 z.e + ||e||^2, without building an (L, K, E) tensor;
         # ||z||^2 is the same for every k, so it does not change the argmin and is skipped.
-        distances = codebook.pow(2).sum(-1) - 2 * flat @ codebook.T  # (M, K)
+        distances = codebook.pow(2).sum(-1) - 2 * flat @ codebook.T  # (L, K)
         [indices] = unpack(distances.argmin(dim=-1), packed_shape, "*")  # (...)
         return indices
 

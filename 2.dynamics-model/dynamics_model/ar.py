@@ -184,7 +184,7 @@ class ARDynamics(nn.Module):
         if self.config.use_actions:
             action_ids = rearrange(actions + self.config.vocab_size, "b t -> b t 1")  # (B, T, 1)
             frame_ids = torch.cat([frame_ids, action_ids], dim=2)  # (B, T, N + 1)
-        return rearrange(frame_ids, "b t j -> b (t j)")  # (B, T * chunk)
+        return rearrange(frame_ids, "b t slot -> b (t slot)")  # (B, T * chunk)
 
     # ----- the network --------------------------------------------------------------------
 

@@ -15,8 +15,8 @@ Both models are scored through the same protocols (`scoring.SCENARIOS` for teach
 latent action model has its own evaluator (evaluate_lam.py), as do compressed tokens
 (evaluate_compressed.py).
 
-Shapes: B clips, T frames per clip, F frames ahead (the horizon), C, H, W pixels, h, w tokens
-per frame.
+Shapes: B clips, T frames per clip, C, H, W pixels, h, w tokens per frame; `past` context
+frames and `ahead` frames rolled out (the horizon) are words, as P and F mean other things.
 """
 
 from __future__ import annotations
@@ -43,22 +43,22 @@ FULL_TF_CLIPS = 128  # clips scored fully teacher-forced (MaskGIT: N passes per 
 
 
 def random_future_actions(
-    actions: torch.Tensor, games: torch.Tensor, game_actions: dict, P: int, seed: int = 0
+    actions: torch.Tensor, games: torch.Tensor, game_actions: dict, past: int, seed: int = 0
 ) -> torch.Tensor:
-    """A copy of actions (B, T) whose actions from step P-1 on (those that lead to generated
-    frames, after P context frames) are drawn uniformly from the actions played in each
+    """A copy of actions (B, T) whose actions from step past-1 on (those that lead to generated
+    frames, after past context frames) are drawn uniformly from the actions played in each
     clip's game."""
     generator = torch.Generator().manual_seed(seed)
     shuffled = actions.clone()
     for b, game in enumerate(games.tolist()):
         choices = game_actions[game]  # (n,)
-        picks = torch.randint(len(choices), (actions.shape[1] - P + 1,), generator=generator)
-        shuffled[b, P - 1 :] = choices[picks]
+        picks = torch.randint(len(choices), (actions.shape[1] - past + 1,), generator=generator)
+        shuffled[b, past - 1 :] = choices[picks]
     return shuffled
 
 
 def per_horizon(name: str, values: torch.Tensor) -> dict[str, float]:
-    """{name_h1: ..., name_hF: ...} from per-clip values (B, F), F frames ahead."""
+    """{name_h1: ..., name_h<ahead>: ...} from per-clip values (B, ahead), 1..ahead frames on."""
     return {f"{name}_h{k + 1}": v for k, v in enumerate(values.mean(0).tolist())}
 
 
@@ -151,25 +151,26 @@ class DynamicsEvaluator:
         self._pixel_baselines()
 
     def _pixel_baselines(self) -> None:
-        """Baselines per clip and horizon (B, F), against the real future frames x_{P-1+k}:
+        """Baselines per clip and horizon (B, ahead), against the real future frames x_{past-1+k}:
 
-        copy_psnr          PSNR(x_{P-1}, x_{P-1+k}): the last context frame, in pixels
-        copy_tokens_psnr   PSNR(decode(z_{P-1}), x_{P-1+k}): the same copy, but through
+        copy_psnr          PSNR(x_{past-1}, x_{past-1+k}): the last context frame, in pixels
+        copy_tokens_psnr   PSNR(decode(z_{past-1}), x_{past-1+k}): the same copy, but through
                            the tokenizer's decoder, like every frame a model generates
-        ceiling_psnr       PSNR(decode(z_{P-1+k}), x_{P-1+k}): the true future tokens, the
+        ceiling_psnr       PSNR(decode(z_{past-1+k}), x_{past-1+k}): the true future tokens, the
                            best any token model can score
-        copy_tokens_acc    fraction of z_{P-1+k} equal to z_{P-1}, per clip
+        copy_tokens_acc    fraction of z_{past-1+k} equal to z_{past-1}, per clip
         """
-        P = self.config.data.context_frames
-        frames, tokens = self.rolled["frames"], self.rolled["tokens"]  # (B, P + F, ...)
-        future = frames[:, P:]  # (B, F, C, H, W)
-        last = frames[:, P - 1 : P].expand_as(future)  # the last context frame, repeated
-        self.copy_psnr = psnr(last, future)  # (B, F)
-        last_decoded = decode_frames(self.tokenizer, tokens[:, P - 1 : P]).expand_as(future)
-        self.copy_tokens_psnr = psnr(last_decoded, future)  # (B, F)
-        self.ceiling_psnr = psnr(decode_frames(self.tokenizer, tokens[:, P:]), future)  # (B, F)
-        same = tokens[:, P:] == tokens[:, P - 1 : P]  # (B, F, h, w)
-        self.copy_tokens_acc = same.float().mean((2, 3))  # (B, F)
+        past = self.config.data.context_frames
+        frames, tokens = self.rolled["frames"], self.rolled["tokens"]  # (B, past + ahead, ...)
+        future = frames[:, past:]  # (B, ahead, C, H, W)
+        last = frames[:, past - 1 : past].expand_as(future)  # the last context frame, repeated
+        self.copy_psnr = psnr(last, future)  # (B, ahead)
+        last_decoded = decode_frames(self.tokenizer, tokens[:, past - 1 : past]).expand_as(future)
+        self.copy_tokens_psnr = psnr(last_decoded, future)  # (B, ahead)
+        true_future = decode_frames(self.tokenizer, tokens[:, past:])  # (B, ahead, C, H, W)
+        self.ceiling_psnr = psnr(true_future, future)  # (B, ahead)
+        same = tokens[:, past:] == tokens[:, past - 1 : past]  # (B, ahead, h, w)
+        self.copy_tokens_acc = same.float().mean((2, 3))  # (B, ahead)
 
     def __call__(self, model: nn.Module, step: int) -> dict[str, float]:
         metrics = self.evaluate_dynamics(model)
@@ -182,22 +183,23 @@ class DynamicsEvaluator:
         return metrics
 
     def evaluate_dynamics(self, model: nn.Module) -> dict[str, float]:
-        sample, P, F = self.config.sample, self.config.data.context_frames, self.horizon
+        sample, past, ahead = self.config.sample, self.config.data.context_frames, self.horizon
         metrics = self._teacher_forced(model)
         metrics.update(self.baselines)
         tokens, actions = self.rolled["tokens"], self.rolled["actions"]
-        generated = rollout_model(model, tokens[:, :P], actions, F, sample)  # (B, F, h, w)
-        frames = decode_frames(self.tokenizer, generated)  # (B, F, C, H, W)
-        future = self.rolled["frames"][:, P:]
-        model_psnr = psnr(frames, future)  # (B, F)
+        generated = rollout_model(model, tokens[:, :past], actions, ahead, sample)
+        # generated: (B, ahead, h, w)
+        frames = decode_frames(self.tokenizer, generated)  # (B, ahead, C, H, W)
+        future = self.rolled["frames"][:, past:]
+        model_psnr = psnr(frames, future)  # (B, ahead)
         metrics.update(per_horizon("rollout_psnr", model_psnr))
         metrics.update(per_horizon("copy_last_psnr", self.copy_psnr))
         metrics.update(per_horizon("copy_last_tokens_psnr", self.copy_tokens_psnr))
         metrics.update(per_horizon("tokenizer_psnr", self.ceiling_psnr))
-        correct = (generated == tokens[:, P:]).float().mean((2, 3))  # (B, F)
+        correct = (generated == tokens[:, past:]).float().mean((2, 3))  # (B, ahead)
         metrics.update(per_horizon("rollout_token_accuracy", correct))
         metrics.update(per_horizon("copy_last_rollout_token_accuracy", self.copy_tokens_acc))
-        context = decode_frames(self.tokenizer, tokens[:, :P])
+        context = decode_frames(self.tokenizer, tokens[:, :past])
         self.last = {
             "real": self.rolled["frames"],
             "generated": torch.cat([context, frames], dim=1),
@@ -207,7 +209,7 @@ class DynamicsEvaluator:
         self.per_clip["rollout_psnr"] = (model_psnr.mean(1), self.rolled_episodes)  # (B,)
         if self.full:
             episodes = self.rolled_episodes
-            for k in range(F):  # paired per clip: the model minus each copy baseline
+            for k in range(ahead):  # paired per clip: the model minus each copy baseline
                 add_interval(
                     metrics, f"rollout_minus_copy_tokens_psnr_h{k + 1}",
                     model_psnr[:, k] - self.copy_tokens_psnr[:, k], episodes,
@@ -221,7 +223,7 @@ class DynamicsEvaluator:
                 episodes,
             )  # fmt: skip
             metrics.update(self._controllability(model, model_psnr))
-            metrics.update(time_sampling(model, tokens[:, :P], actions, sample))
+            metrics.update(time_sampling(model, tokens[:, :past], actions, sample))
         return metrics
 
     def _teacher_forced(self, model: nn.Module) -> dict[str, float]:
@@ -270,16 +272,17 @@ class DynamicsEvaluator:
 
     def _controllability(self, model: nn.Module, model_psnr: torch.Tensor) -> dict[str, float]:
         """ΔtPSNR = PSNR(true actions) - PSNR(random actions), per horizon and per game."""
-        P = self.config.data.context_frames
+        past = self.config.data.context_frames
         tokens, games = self.rolled["tokens"], self.rolled["game"]
         random_actions = random_future_actions(
-            self.rolled["actions"], games, self.game_actions, P, seed=self.config.sample.seed
+            self.rolled["actions"], games, self.game_actions, past, seed=self.config.sample.seed
         )
         generated = rollout_model(
-            model, tokens[:, :P], random_actions, self.horizon, self.config.sample
-        )  # (B, F, h, w)
-        random_psnr = psnr(decode_frames(self.tokenizer, generated), self.rolled["frames"][:, P:])
-        delta = model_psnr - random_psnr  # (B, F)
+            model, tokens[:, :past], random_actions, self.horizon, self.config.sample
+        )  # (B, ahead, h, w)
+        random_frames = decode_frames(self.tokenizer, generated)  # (B, ahead, C, H, W)
+        random_psnr = psnr(random_frames, self.rolled["frames"][:, past:])
+        delta = model_psnr - random_psnr  # (B, ahead)
         metrics = {
             **per_horizon("random_actions_psnr", random_psnr),
             **per_horizon("delta_psnr", delta),

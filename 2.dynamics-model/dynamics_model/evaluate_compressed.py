@@ -68,7 +68,8 @@ class CompressedEvaluator:
             root=data.root or None, progress=False,
         )  # fmt: skip
         self.rolled = stack_items(rolled, fixed_subset(rolled, rollout_clips or data.rollout_clips))
-        frames, tokens = self.rolled["frames"], self.rolled["tokens"]  # (B, F, C, H, W), (B, L, .)
+        # frames (B, 1 + t*k, C, H, W), tokens (B, 1 + k, h, w)
+        frames, tokens = self.rolled["frames"], self.rolled["tokens"]
         future = frames[:, -self.t :]  # (B, t, C, H, W): the frames the last latent stands for
         last_seen = frames[:, -self.t - 1 : -self.t].expand_as(future)
         self.copy_psnr = psnr(last_seen, future)  # (B, t)

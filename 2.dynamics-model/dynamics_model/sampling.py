@@ -77,7 +77,7 @@ def sample_from_logits(
     probs = torch.softmax(logits.float() / temperature, dim=-1)  # (..., K)
     if top_p < 1.0:
         probs = top_p_filter(probs, top_p)
-    flat, packed_shape = pack([probs], "* k")  # (M, K): multinomial wants 2-D
-    ids = torch.multinomial(flat, num_samples=1, generator=generator)  # (M, 1)
+    flat, packed_shape = pack([probs], "* k")  # (L, K): multinomial wants 2-D
+    ids = torch.multinomial(flat, num_samples=1, generator=generator)  # (L, 1)
     [ids] = unpack(ids[:, 0], packed_shape, "*")  # (...)
     return ids

@@ -2,9 +2,9 @@
 
 import pytest
 import torch
+from dynamics_model.ar import ARConfig, ARDynamics
 from dynamics_model.rollout import rollout_model
 from dynamics_model.sampling import SampleConfig
-from dynamics_model.ar import ARConfig, ARDynamics
 
 K, A, GRID = 8, 4, (3, 3)
 N = GRID[0] * GRID[1]

@@ -83,7 +83,7 @@ class MovingSprites(torch.utils.data.Dataset):
             raise IndexError(f"clip {i} out of range for {self.num_clips} clips")
         rng = np.random.default_rng([self.seed, i])
         actions = rng.integers(self.num_actions, size=self.clip_len)
-        positions = self.trajectories(rng, actions)  # (T, num_sprites, 2) top-left (y, x)
+        positions = self.trajectories(rng, actions)  # (T, num_sprites, 2): top-left row, column
         frames = np.stack([self._render(step) for step in positions])  # (T, H, W, 3)
         return {
             "frames": torch.from_numpy(rearrange(frames, "t h w c -> t c h w")),
