@@ -1,33 +1,67 @@
 """Training throughput of the video tokenizer per preset: clips/s, tokens/s and MFU.
 
     uv run 1.video-tokenizer/benchmark.py                        # debug (+ prototype on a GPU)
-    uv run 1.video-tokenizer/benchmark.py --presets debug,prototype --steps 5
+    uv run 1.video-tokenizer/benchmark.py --presets=debug,prototype --steps=5
+    uv run 1.video-tokenizer/benchmark.py --run.compile=false --model.dim=128
 
-A step is the real training step (forward, MSE + aux loss, backward, AdamW) on a batch of
-the preset's shape, with the preset's autocast dtype and torch.compile setting; data loading
-is left out (random frames), so this measures the model, not the disk. Results are printed
-as a markdown table and appended to `1.video-tokenizer/benchmarks.jsonl`.
+A step is the trainer's own step, `worldmodels.steps.optimizer_step` (forward under autocast,
+MSE + aux loss, scaled backward, gradient clipping, AdamW), on a batch of the preset's shape,
+with the preset's autocast dtype and torch.compile setting; data loading is left out (random
+frames), so this measures the model, not the disk. Results are printed as a markdown table
+and appended to `1.video-tokenizer/benchmarks.jsonl`.
+
+Options are `--key=value` (`--help` lists them). A key with a dot names a key of the preset's
+config (`--run.compile=false`, `--model.patch=4`, as train.py spells it) and changes every
+preset benchmarked, checked as train.py checks it; a key without a dot is one of this
+command's own options.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
+import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from video_tokenizer.experiment import PRESETS, loss_fn
-from video_tokenizer.model import VideoTokenizer
+from video_tokenizer.config import PRESETS
+from video_tokenizer.model import VideoTokenizer, loss_fn
 
 from worldmodels.benchmark import count_flops, matmul_peak, seconds_per_step
-from worldmodels.config import override
+from worldmodels.config import override, parse_command
 from worldmodels.runlog import git_commit, machine_description
-from worldmodels.runtime import pick_autocast_dtype, pick_device, seed_everything
-from worldmodels.trainer import LossModule, build_optimizer
+from worldmodels.runtime import Runtime, pick_autocast_dtype, pick_device, seed_everything
+from worldmodels.steps import LossModule, build_optimizer, optimizer_step
 
 HERE = Path(__file__).resolve().parent
+
+
+@dataclass
+class Options:
+    """Training throughput of the video tokenizer per preset: clips/s, tokens/s and MFU.
+
+    uv run 1.video-tokenizer/benchmark.py [--key=value ...] [--section.key=value ...]
+    A dotted key (--run.compile=false) changes that key of every preset benchmarked."""
+
+    presets: str = ""  # comma-separated; "" = debug on a CPU, debug,prototype on a GPU
+    device: str = "auto"  # auto | cpu | cuda | mps
+    steps: int = 20  # timed steps per preset
+    warmup: int = 3  # untimed steps before the timed ones
+
+
+def split_argv(argv: list[str]) -> tuple[list[str], dict[str, str]]:
+    """(this command's words, {dotted config key: text}): `--run.compile=false` is a preset
+    override, as train.py reads it; a bare dotted `--run.compile` means true."""
+    own, overrides = [], {}
+    for word in argv:
+        key, has_value, text = word.removeprefix("--").partition("=")
+        if word.startswith("--") and "." in key:
+            overrides[key] = text if has_value else "true"
+        else:
+            own.append(word)
+    return own, overrides
 
 
 def benchmark_preset(
@@ -35,20 +69,18 @@ def benchmark_preset(
 ) -> dict:
     config = override(PRESETS[name](), overrides)
     seed_everything(0)
-    dtype = pick_autocast_dtype(device, config.run.dtype)
+    runtime = Runtime(device, pick_autocast_dtype(device, config.run.dtype))
+    dtype = runtime.dtype
     model = VideoTokenizer(config.model).to(device)
     optimizer = build_optimizer(model, config.run, device)
     step_module = LossModule(model, loss_fn)
+    scaler = torch.amp.GradScaler(enabled=dtype == torch.float16)  # as the trainer makes it
     B, T, size = config.run.batch_size, config.data.clip_len, config.model.image_size
     batch = {"frames": torch.rand(B, T, 3, size, size, device=device)}
-    autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
 
     def step():
-        with autocast:
-            loss, _ = step_module(batch)
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        optimizer_step(step_module, optimizer, scaler, batch, config.run.grad_clip,
+                       runtime.autocast())  # fmt: skip
 
     flops = count_flops(step)  # counted eagerly, before compiling: the same math either way
     if config.run.compile:
@@ -100,23 +132,8 @@ def markdown(rows: list[dict]) -> str:
 
 
 def main(argv=None) -> list[dict]:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument(
-        "--presets",
-        default=None,
-        help="comma-separated (default: debug on CPU; debug,prototype on GPU)",
-    )
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--steps", type=int, default=20, help="timed steps per preset")
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="config override applied to every preset, e.g. --set compile=false",
-    )
-    args = parser.parse_args(argv)
+    own, overrides = split_argv(sys.argv[1:] if argv is None else argv)
+    args = parse_command(Options, own)
     device = pick_device(args.device)
     names = (
         args.presets.split(",")
@@ -126,7 +143,8 @@ def main(argv=None) -> list[dict]:
     unknown = [n for n in names if n not in PRESETS]
     if unknown:
         raise SystemExit(f"unknown preset(s) {unknown}; choose from {sorted(PRESETS)}")
-    overrides = dict(item.split("=", 1) for item in args.set)
+    for name in names:  # a bad override stops here, before any preset is timed
+        override(PRESETS[name](), overrides)
     rows = []
     for name in names:
         rows.append(benchmark_preset(name, device, args.steps, args.warmup, overrides))

@@ -9,8 +9,10 @@ Writes `runs/1.video-tokenizer/<preset>/`: checkpoints (safetensors), `log.jsonl
 `run.json` (config, command, commit, machine) and `samples/` reconstruction grids.
 """
 
-from video_tokenizer.experiment import CHAPTER_DIR, PRESETS, Evaluator, build_datasets, loss_fn
-from video_tokenizer.model import VideoTokenizer
+from video_tokenizer.config import CHAPTER_DIR, PRESETS
+from video_tokenizer.data import build_datasets
+from video_tokenizer.evaluate import Evaluator
+from video_tokenizer.model import VideoTokenizer, loss_fn
 
 from worldmodels.config import format_config, parse_config
 from worldmodels.runtime import setup_runtime

@@ -3,7 +3,8 @@
 import av
 import numpy as np
 import pytest
-from video_tokenizer.experiment import PRESETS, build_datasets
+from video_tokenizer.config import PRESETS
+from video_tokenizer.data import build_datasets
 
 from worldmodels.config import ConfigError, parse_config
 

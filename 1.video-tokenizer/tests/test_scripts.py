@@ -2,9 +2,11 @@
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from worldmodels.checkpoint import CheckpointError
 from worldmodels.config import ConfigError
@@ -16,6 +18,7 @@ CHAPTER = Path(__file__).resolve().parent.parent
 def load_script(name):
     spec = importlib.util.spec_from_file_location(f"ch1_{name}", CHAPTER / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while being made
     spec.loader.exec_module(module)
     return module
 
@@ -69,3 +72,24 @@ def test_train_with_torch_compile(tmp_path):
     )
     losses = [r["loss"] for r in read_log(out / "log.jsonl") if "loss" in r]
     assert len(losses) == 2 and all(loss > 0 for loss in losses)
+
+
+def test_validate_options_are_key_value():
+    validate = load_script("validate")
+    with pytest.raises(ConfigError, match="unknown option --rollout-clips"):
+        validate.main(["--rollout-clips=3"])
+    with pytest.raises(ConfigError, match="--clips expects int"):
+        validate.main(["--clips=many"])
+    with pytest.raises(ConfigError, match="at most one run"):
+        validate.main(["run_a", "run_b"])
+
+
+def test_benchmark_runs_the_trainers_step_with_dotted_overrides():
+    benchmark = load_script("benchmark")
+    own, overrides = benchmark.split_argv(["--steps=1", "--run.compile=false", "--model.dim=32"])
+    assert own == ["--steps=1"] and overrides == {"run.compile": "false", "model.dim": "32"}
+    small = {"run.batch_size": "2", "model.dim": "32", "model.heads": "2", "run.dtype": "float32"}
+    row = benchmark.benchmark_preset("debug", torch.device("cpu"), 1, 0, small)
+    assert row["batch"] == 2 and row["step_GFLOP"] > 0 and row["steps_per_s"] > 0
+    with pytest.raises(ConfigError, match="unknown config key 'model.dimm'.*'model.dim'"):
+        benchmark.main(["--presets=debug", "--model.dimm=3"])

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
@@ -40,6 +41,7 @@ from video_tokenizer.quantizer import Quantized, Quantizer
 from video_tokenizer.temporal import TemporalMerge, TemporalSplit, check_num_frames
 from video_tokenizer.transformer import SpatioTemporalTransformer
 from video_tokenizer.vq import VectorQuantizer
+from worldmodels.metrics import psnr
 
 QUANTIZERS = ("fsq", "vq")
 
@@ -186,3 +188,18 @@ class VideoTokenizer(nn.Module):
         """
         codes, indices, aux_loss = self.quantize(self.encode_latents(frames))
         return TokenizerOutput(self.decode_codes(codes), indices, aux_loss)
+
+
+def loss_fn(model: VideoTokenizer, batch: dict) -> tuple[torch.Tensor, dict]:
+    """The training objective: pixel MSE + the quantizer's aux loss (VQ's; 0 for FSQ).
+
+    loss = mean (recon - frames)^2 + aux_loss; the logged metrics stay tensors (the trainer
+    reads them once per log line).
+    """
+    frames = batch["frames"]  # (B, T, C, H, W) in [0, 1]
+    out = model(frames)
+    mse = F.mse_loss(out.recon.float(), frames)
+    return mse + out.aux_loss, {
+        "mse": mse.detach(),
+        "psnr": psnr(out.recon.detach(), frames).mean(),
+    }
