@@ -336,7 +336,10 @@ class ARDynamics(nn.Module):
         top_p: float = 1.0,
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
-        """As `generate_next`, recomputing the whole sequence for every token (slow, simple)."""
+        """As `generate_next`, recomputing the whole sequence for every token (slow, simple).
+
+        Twin of `generate_next` (same signature, same draws), kept uncached on purpose: the
+        tests and the notebook compare the two token for token and time them."""
         sequence = self._prompt(context, actions)  # (B, L0)
         new_ids = []
         for _ in range(self.num_tokens):
@@ -346,6 +349,7 @@ class ARDynamics(nn.Module):
         return self._to_frame(new_ids)
 
     # ----- the rollout protocol (dynamics_model.rollout) -----------------------------------
+    # Twins: maskgit.py and rollout.py (the NextFramePredictor protocol, one signature on purpose).
 
     @property
     def context_window(self) -> int:

@@ -92,7 +92,7 @@ class DynamicsEvaluator:
     tensors stay in `self.last` for pictures.
     """
 
-    def __init__(
+    def __init__(  # the evaluators' common signature (twins: evaluate_lam, evaluate_compressed)
         self,
         config: Config,
         datasets: dict[str, TokenClips],

@@ -36,7 +36,7 @@ class CompressedEvaluator:
         vs copying the last context frame (pixels) and vs decoding the true latent (ceiling).
     """
 
-    def __init__(
+    def __init__(  # the evaluators' common signature (twin: evaluate.DynamicsEvaluator)
         self,
         config: Config,
         datasets: dict[str, CompressedTokenClips],

@@ -281,6 +281,7 @@ class MaskGITDynamics(nn.Module):
         return next_frame, trace
 
     # ----- the rollout protocol (dynamics_model.rollout) -----------------------------------
+    # Twins: ar.py and rollout.py (the NextFramePredictor protocol, one signature on purpose).
 
     @property
     def context_window(self) -> int:

@@ -24,6 +24,9 @@ PredictNext = Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]
 
 
 class NextFramePredictor(Protocol):
+    """What a model implements to be rolled out (MaskGITDynamics and ARDynamics do, with this
+    very signature: their `predict_next_frame` repeats it on purpose)."""
+
     context_window: int
 
     def predict_next_frame(

@@ -144,7 +144,7 @@ class TokenClips(Dataset):
     clips of those games (the cache always holds the whole split).
     """
 
-    def __init__(
+    def __init__(  # twin: CompressedTokenClips takes the same arguments (but `games`)
         self,
         split: str,
         clip_len: int,
@@ -334,7 +334,7 @@ class CompressedTokenClips(Dataset):
     TokenClips, keyed also by clip_len.
     """
 
-    def __init__(
+    def __init__(  # twin: TokenClips' arguments, without `games`
         self,
         split: str,
         clip_len: int,
