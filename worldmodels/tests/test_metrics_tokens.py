@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from worldmodels.metrics.tokens import (
-    label_cooccurrence,
     copy_last_frame_accuracy,
     delta_psnr,
+    label_cooccurrence,
     normalized_mutual_information,
     token_cross_entropy,
     unigram_cross_entropy,

@@ -58,7 +58,8 @@ def shape_comments(source: str):
         comment = line.split("#", 1)[1]
         for match in re.finditer(r"\(([^()]*,[^()]*)\)", comment):  # a tuple: a comma
             items = [item.strip() for item in match.group(1).split(",")]
-            if all(SIZE.fullmatch(item) for item in items if item) and LETTER.search(match.group(1)):
+            sizes = all(SIZE.fullmatch(item) for item in items if item)
+            if sizes and LETTER.search(match.group(1)):
                 yield number, match.group(1)
 
 
@@ -114,7 +115,8 @@ def test_shapes_use_the_legend(path):
         if letter not in LEGEND:
             problems.append(f"docstring: {letter} ({meaning}) is not in the legend")
         elif not words(meaning) & words(LEGEND[letter]):
-            problems.append(f"docstring: {letter} = {meaning!r}, the legend says {LEGEND[letter]!r}")
+            legend_says = LEGEND[letter]
+            problems.append(f"docstring: {letter} = {meaning!r}, the legend says {legend_says!r}")
     assert not problems, "\n".join(problems)
 
 
