@@ -50,17 +50,13 @@ def lidar_points(sequence: dict, preset: Preset, t: int):
     return ranges[valid, None] * directions[valid], sequence["lidar_label"][t][valid], rows
 
 
-def viz_range_layout(sequence: dict, t: int) -> np.ndarray:
-    """Frame t's range image (H, W) in metres, columns re-ordered to the layout of
-    `worldmodels.viz.driving.range_image` (behind, left, forward in the middle, right,
-    behind). Ours has column a at azimuth 2 pi (a + 1/2) / A (from forward, counter-
-    clockwise), so their column u = floor((1 - azimuth / pi) / 2 A) shows our column
-    (A/2 - 1 - u) mod A."""
+def range_in_metres(sequence: dict, t: int) -> np.ndarray:
+    """Frame t's range image (H, W) in metres; its columns already run as
+    `worldmodels.viz.driving.range_image`'s do (behind, left, forward in the middle, right,
+    behind): LidarConfig.azimuth_angles."""
     from worldmodels.data.driving.generate import RANGE_UNIT
 
-    depth = sequence["lidar_range"][t].astype(np.float32) * RANGE_UNIT
-    count = depth.shape[1]
-    return depth[:, (count // 2 - 1 - np.arange(count)) % count]
+    return sequence["lidar_range"][t].astype(np.float32) * RANGE_UNIT
 
 
 def extent(preset: Preset) -> tuple[float, float, float, float]:
@@ -92,7 +88,7 @@ def panel(sequence: dict, preset: Preset, t: int, title: str) -> plt.Figure:
     plot_points_bev(ax, points, labels=labels, extent=(-reach, reach, -reach, reach), size=1.2)
     ax.set_title(f"LiDAR from above, class colours ({len(points)} returns)", fontsize=9)
     ax = fig.add_subplot(layout[1, :])
-    plot_range_image(ax, viz_range_layout(sequence, t), log=True, colorbar=True)
+    plot_range_image(ax, range_in_metres(sequence, t), log=True, colorbar=True)
     ax.set_title("LiDAR range image (log depth; black: no return)", fontsize=9)
     fig.tight_layout()
     return fig
@@ -115,7 +111,7 @@ def make_figures(
     out: Path = FIGURES,
     frames: int = 16,
     scenarios: tuple[str, ...] = tuple(SCENARIOS),
-    gif: str | None = "intersection",
+    gif: str | None = "street",
 ) -> list[Path]:
     """Generate one `frames`-frame sequence per scenario and write the README's pictures
     (a GIF for the scenario named by `gif`)."""
@@ -149,7 +145,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=FIGURES)
     parser.add_argument("--frames", type=int, default=16)
     parser.add_argument("--scenarios", nargs="+", default=list(SCENARIOS))
-    parser.add_argument("--gif", default="intersection", help="scenario to animate ('' none)")
+    parser.add_argument("--gif", default="street", help="scenario to animate ('' none)")
     args = parser.parse_args(argv)
     paths = make_figures(args.preset, args.out, args.frames, tuple(args.scenarios), args.gif)
     for path in paths:

@@ -27,7 +27,8 @@ from worldmodels.data.driving.generate import (
     load_manifest,
     read_shard,
 )
-from worldmodels.data.driving.traffic import META_ACTIONS, SCENARIOS
+from worldmodels.data.driving.policy import META_ACTIONS
+from worldmodels.data.driving.scenarios import SCENARIOS
 
 __all__ = [
     "KITTI_HDL64",

@@ -2,16 +2,14 @@
 
 Frames (all right-handed, metres):
 - world: highway-env's road plane mirrored in y (highway-env's y axis points to the driver's
-  right, like screen pixels; ours points left), z up, the road surface at z = 0.
-- ego: x forward, y left, z up; origin at the centre of the ego vehicle's footprint,
-  `EGO_ORIGIN_HEIGHT` = 0.2 m above the road, so the road surface is the plane z = -0.2 m.
-  That plane is a voxel boundary of every preset (z boundaries at -1 + 0.4 k or -1 + 0.8 k),
-  which keeps the ground a clean layer at the bottom of the grid.
+  right, like screen pixels; ours points left), z up; the ground has relief (terrain.py),
+  around z = 0.
+- ego: x forward, y left, z up; origin on the road surface under the centre of the ego's
+  footprint (`EGO_ORIGIN_HEIGHT` = 0; nuScenes puts it under the rear axle), tilted with the
+  road's slope there. The road surface near the ego is the plane z = 0, which lies inside a
+  voxel level of every preset (levels start at -1 + 0.4 k or -1 + 0.8 k): the ground is one
+  layer, not a face between two.
 - sensor (LiDAR): the ego frame shifted up to the sensor, (0, 0, `sensor_height`) in ego.
-
-Every height in the synthetic world (vehicles, buildings, tree crowns) is a multiple of
-`HEIGHT_STEP` = 0.8 m above the road, so object tops and bottoms also fall on voxel
-boundaries: a LiDAR ray can then never skim over a roof inside a voxel the roof occupies.
 """
 
 from __future__ import annotations
@@ -25,9 +23,8 @@ import numpy as np
 
 from worldmodels.occ3d import PAPER_GRID, PAPER_RANGE_Z, PAPER_VOXEL_SIZE
 
-EGO_ORIGIN_HEIGHT = 0.2  # m, ego origin above the road surface
-ROAD_Z_EGO = -EGO_ORIGIN_HEIGHT  # m, the road surface in the ego frame
-HEIGHT_STEP = 0.8  # m, every object height and crown bottom is a multiple of this
+EGO_ORIGIN_HEIGHT = 0.0  # m, ego origin above the road surface (on it, as nuScenes)
+ROAD_Z_EGO = -EGO_ORIGIN_HEIGHT  # m, the road surface under the ego, in the ego frame
 
 
 @dataclass(frozen=True)
@@ -51,18 +48,28 @@ class GridConfig:
         return self.size[0] * self.voxel_xy / 2, self.size[1] * self.voxel_xy / 2
 
     @property
-    def ground_levels(self) -> int:
-        """Number of z levels below the road surface (filled with the ground class)."""
-        return round((ROAD_Z_EGO - self.z_range[0]) / self.voxel_z)
+    def road_level(self) -> int:
+        """The z level that holds the road surface under the ego (z = ROAD_Z_EGO)."""
+        return int(np.floor((ROAD_Z_EGO - self.z_range[0]) / self.voxel_z))
 
 
 @dataclass(frozen=True)
 class LidarConfig:
     """A spinning LiDAR: `beams` rows evenly spaced from `elevation_up` down to
-    `elevation_down` (degrees), `azimuths` columns over 360 degrees (column a looks at azimuth
-    (a + 1/2) * 360 / azimuths degrees from +x towards +y, so that no ray runs exactly along
-    the grid's axes), returns up to `max_range` (m) with Gaussian range noise `noise_std` (m)
-    and each return dropped with probability `dropout`.
+    `elevation_down` (degrees), `azimuths` columns over 360 degrees, returns up to
+    `max_range` (m) with Gaussian range noise `noise_std` (m).
+
+    Column order (the range image's, and `worldmodels.viz.range_image`'s): column w looks at
+    azimuth phi_w = 180 - (w + 1/2) * 360 / azimuths degrees from +x towards +y, so the image
+    runs behind, left, forward (the middle), right, behind, as seen from the sensor; half a
+    step off the axes, so no ray runs exactly along the grid's planes.
+
+    Dropout is structured as real returns are: a return is lost with probability
+        p = dropout + dropout_range * (range / max_range)^2 + dropout_grazing * (1 - |cos i|)^8
+    where i is the angle between the ray and the surface normal (grazing hits on far road
+    and along walls fade; a wall seen head-on almost always returns).
+    caster: "exact" (the first surface along the ray) or "voxel" (the older voxel-consistent
+    rule: a ray that grazes a partly filled voxel stops in it; see caster.py).
     """
 
     beams: int = 32
@@ -71,16 +78,24 @@ class LidarConfig:
     azimuths: int = 1080
     max_range: float = 70.0
     noise_std: float = 0.02
-    dropout: float = 0.05
-    sensor_height: float = 1.6  # m above the ego origin, i.e. 1.8 m above the road
+    dropout: float = 0.01
+    dropout_range: float = 0.1
+    dropout_grazing: float = 0.5
+    sensor_height: float = 1.84  # m above the ego origin (the road): nuScenes' HDL-32E
+    caster: str = "exact"
+
+    def __post_init__(self):
+        if self.caster not in ("exact", "voxel"):
+            raise ValueError(f"caster must be 'exact' or 'voxel', got {self.caster!r}")
 
     def elevations(self) -> np.ndarray:
         """(beams,) float64 elevation angles in radians, top beam first."""
         return np.deg2rad(np.linspace(self.elevation_up, self.elevation_down, self.beams))
 
     def azimuth_angles(self) -> np.ndarray:
-        """(azimuths,) float64 azimuth angles in radians from +x, counter-clockwise."""
-        return (np.arange(self.azimuths) + 0.5) * (2 * np.pi / self.azimuths)
+        """(azimuths,) float64 azimuth of each column in radians from +x, counter-clockwise:
+        from just under +pi (behind, seen from the left) down to just over -pi."""
+        return np.pi - (np.arange(self.azimuths) + 0.5) * (2 * np.pi / self.azimuths)
 
     def ray_directions(self) -> np.ndarray:
         """(H, W, 3) float64 unit ray directions in the sensor frame, H = beams (rows, top
@@ -115,17 +130,30 @@ class DatasetConfig:
     """How many sequences of which scenarios, and how they split.
 
     Train and val use the same scenario kinds with disjoint seeds; `heldout_scenario` appears
-    only in the "heldout" split, for generalisation checks.
+    only in the "heldout" split, for generalisation checks. Scenario k gets
+    round(weights[k] * per_scenario) sequences per split: the default mix is urban, like
+    nuScenes (streets and intersections), with highways and a racetrack as a minority.
     """
 
-    scenarios: tuple[str, ...] = ("highway", "merge", "exit", "intersection", "racetrack")
+    scenarios: tuple[str, ...] = ("street", "intersection", "highway", "merge", "racetrack")
+    weights: tuple[float, ...] = (2.0, 1.5, 0.5, 0.3, 0.4)
     heldout_scenario: str = "roundabout"
     train_per_scenario: int = 16
-    val_per_scenario: int = 2
+    val_per_scenario: int = 10
     heldout_sequences: int = 10
     frames: int = 32
     frame_rate: float = 2.0  # Hz, Occ3D's keyframe rate
     simulation_rate: float = 10.0  # Hz, highway-env's integration rate
+
+    def __post_init__(self):
+        if len(self.weights) != len(self.scenarios):
+            raise ValueError(
+                f"{len(self.weights)} weights for {len(self.scenarios)} scenarios {self.scenarios}"
+            )
+
+    def count(self, scenario: str, per_scenario: int) -> int:
+        """Sequences of `scenario` in a split with `per_scenario` sequences per unit weight."""
+        return round(self.weights[self.scenarios.index(scenario)] * per_scenario)
 
 
 @dataclass(frozen=True)
@@ -137,7 +165,7 @@ class Preset:
     lidar: LidarConfig
     data: DatasetConfig
     fine_cell: float  # m, column size of the world raster the LiDAR is cast against
-    max_boxes: int = 64  # boxes per frame a DrivingSequences item is padded to
+    max_boxes: int = 128  # boxes per frame a DrivingSequences item is padded to
 
     @property
     def subdivision(self) -> int:
@@ -161,7 +189,7 @@ class Preset:
         return hashlib.sha256(f"{ENGINE_VERSION}:{text}".encode()).hexdigest()[:16]
 
 
-ENGINE_VERSION = 1  # bump when the engine's output changes for the same settings
+ENGINE_VERSION = 2  # bump when the engine's output changes for the same settings
 
 PRESETS = {
     # 64 x 64 x 8 over +-32 m at 1 m x 1 m x 0.8 m: the CPU size chapters 3-5 train on.
@@ -177,7 +205,7 @@ PRESETS = {
         name="small",
         grid=GridConfig(size=(100, 100, 8), voxel_xy=0.8),
         lidar=LidarConfig(azimuths=720, max_range=60.0),
-        data=DatasetConfig(train_per_scenario=40, val_per_scenario=4, heldout_sequences=20),
+        data=DatasetConfig(train_per_scenario=40, val_per_scenario=10, heldout_sequences=20),
         fine_cell=0.2,
     ),
     # Occ3D-nuScenes: 200 x 200 x 16 over +-40 m x [-1, 5.4] m at 0.4 m; HDL-32E-like LiDAR.
@@ -186,10 +214,10 @@ PRESETS = {
         grid=GridConfig(size=PAPER_GRID, voxel_xy=PAPER_VOXEL_SIZE),
         lidar=LidarConfig(azimuths=1080, max_range=70.0),
         data=DatasetConfig(
-            train_per_scenario=60, val_per_scenario=8, heldout_sequences=40, frames=40
+            train_per_scenario=60, val_per_scenario=10, heldout_sequences=40, frames=40
         ),
         fine_cell=0.2,
-        max_boxes=96,
+        max_boxes=192,
     ),
 }
 

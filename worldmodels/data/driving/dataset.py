@@ -10,6 +10,7 @@ An item is a dict of tensors for `seq_len` consecutive frames (T = seq_len) of o
     actions        (T,)         int64    meta-action applied after frame t (0 LANE_LEFT,
                                          1 IDLE, 2 LANE_RIGHT, 3 FASTER, 4 SLOWER)
     lidar_range    (T, H, W)    float32  range image, metres from the sensor, 0 = no return
+    lidar_range_clean (T, H, W) float32  the same returns without range noise (the true surface)
     lidar_points   (T, P, 3)    float32  returns in the sensor frame (m), P = H * W; the first
                                          lidar_counts[t] rows are valid, the rest are 0
     lidar_labels   (T, P)       uint8    class of each return, 255 for padding
@@ -17,7 +18,8 @@ An item is a dict of tensors for `seq_len` consecutive frames (T = seq_len) of o
     boxes          (T, M, 7)    float32  x, y, z, length, width, height (m), yaw (rad) in the
                                          ego frame, M = preset.max_boxes, nearest first
     box_classes    (T, M)       uint8    Occ3D class, 255 for padding
-    box_ids        (T, M)       int64    track id, -1 for padding
+    box_ids        (T, M)       int64    track id, -1 for padding (parked cars: >= 200000)
+    box_speeds     (T, M)       float32  m/s (parked cars 0), 0 for padding
     box_counts     (T,)         int64
     sensor_to_ego  (4, 4)       float32  every ray starts at the sensor origin, which is
                                          sensor_to_ego[:3, 3] in the ego frame
@@ -25,7 +27,8 @@ An item is a dict of tensors for `seq_len` consecutive frames (T = seq_len) of o
 
 Ray directions of the range image: `preset.lidar.ray_directions()` (H, W, 3);
 H = beams (rows, top beam first), W = azimuth columns (column w looks at azimuth
-(w + 1/2) 360 / W degrees from +x towards +y).
+180 - (w + 1/2) 360 / W degrees from +x towards +y: behind, left, forward in the middle,
+right, behind; `worldmodels.viz.range_image` uses the same order).
 """
 
 from __future__ import annotations
@@ -49,9 +52,9 @@ from worldmodels.data.driving.generate import (
 from worldmodels.data.driving.lidar import NO_RETURN
 
 SPLITS = ("train", "val", "heldout")
-LIDAR_KEYS = ("lidar_range", "lidar_label")
+LIDAR_KEYS = ("lidar_range", "lidar_range_clean", "lidar_label")
 FRAME_KEYS = ("occupancy", "visibility", "ego_pose", "ego_speed", "actions")
-BOX_KEYS = ("box_count", "boxes", "box_class", "box_id")
+BOX_KEYS = ("box_count", "boxes", "box_class", "box_id", "box_speed")
 
 
 class DrivingSequences(Dataset):
@@ -110,6 +113,8 @@ class DrivingSequences(Dataset):
         if self.lidar:
             ranges = data["lidar_range"][window].astype(np.float32) * np.float32(RANGE_UNIT)
             item.update(self._points(ranges, data["lidar_label"][window]))
+            clean = data["lidar_range_clean"][window].astype(np.float32) * np.float32(RANGE_UNIT)
+            item["lidar_range_clean"] = torch.from_numpy(np.ascontiguousarray(clean))
         item["sensor_to_ego"] = torch.from_numpy(
             self.preset.lidar.sensor_to_ego().astype(np.float32)
         )
@@ -143,6 +148,7 @@ class DrivingSequences(Dataset):
         boxes = np.zeros((T, M, 7), dtype=np.float32)
         classes = np.full((T, M), NO_RETURN, dtype=np.uint8)
         ids = np.full((T, M), -1, dtype=np.int64)
+        speeds = np.zeros((T, M), dtype=np.float32)
         counts = np.zeros(T, dtype=np.int64)
         for row, t in enumerate(frames):
             part = slice(offsets[t], offsets[t + 1])
@@ -151,11 +157,13 @@ class DrivingSequences(Dataset):
             boxes[row, :n] = data["boxes"][part][order]
             classes[row, :n] = data["box_class"][part][order]
             ids[row, :n] = data["box_id"][part][order]
+            speeds[row, :n] = data["box_speed"][part][order]
             counts[row] = n
         return {
             "boxes": torch.from_numpy(boxes),
             "box_classes": torch.from_numpy(classes),
             "box_ids": torch.from_numpy(ids),
+            "box_speeds": torch.from_numpy(speeds),
             "box_counts": torch.from_numpy(counts),
         }
 

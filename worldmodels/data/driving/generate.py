@@ -29,7 +29,16 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from worldmodels.data.driving import lidar, pedestrians, scene, traffic, world
+from worldmodels.data.driving import (
+    lanes,
+    lidar,
+    observed,
+    pedestrians,
+    scene,
+    traffic,
+    voxels,
+    world,
+)
 from worldmodels.data.driving.config import ENGINE_VERSION, Preset, get_preset
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -47,11 +56,14 @@ SHARD_KEYS = {
     "actions": "(T,) int64 meta-action applied after frame t: 0 LANE_LEFT, 1 IDLE, "
     "2 LANE_RIGHT, 3 FASTER, 4 SLOWER (the last frame's is IDLE)",
     "lidar_range": "(T, H, W) uint16 range from the sensor in RANGE_UNIT (2 mm), 0 = no return",
+    "lidar_range_clean": "(T, H, W) uint16 the same returns without range noise (RANGE_UNIT)",
     "lidar_label": "(T, H, W) uint8 class of the return, 255 = no return",
     "box_count": "(T,) int32 boxes per frame; the box arrays hold the frames back to back",
     "boxes": "(sum count, 7) float32 x, y, z, length, width, height (m), yaw (rad); ego frame",
     "box_class": "(sum count,) uint8 Occ3D class",
-    "box_id": "(sum count,) int32 track id, stable over the sequence",
+    "box_id": "(sum count,) int32 track id, stable over the sequence; parked cars from "
+    "200000, pedestrians from 100000",
+    "box_speed": "(sum count,) float32 m/s (0 for parked cars)",
     "scenario": "() str",
     "seed": "() int64",
     "attempt": "() int64 how many re-simulations it took (the ego crashed before)",
@@ -116,49 +128,55 @@ def build_surroundings(spec: traffic.Scenario, record, seed: int, preset: Preset
     pedestrians of urban scenes (a list of agents per frame)."""
     margin = preset.raster_half_extent * np.sqrt(2) + 2.0  # the raster's corners, any heading
     box_min, box_max = record.ego_xy.min(0) - margin, record.ego_xy.max(0) + margin
-    lanes = traffic.lane_samples_in(record.lanes, box_min, box_max, preset.fine_cell / 2)
+    samples = lanes.lane_samples_in(record.lanes, box_min, box_max, preset.fine_cell / 2)
     rng = _rng(seed, spec.name, 1)
     static = world.build_world(
-        lanes, record.obstacles, spec.style, box_min, box_max, preset.fine_cell, rng
+        samples, record.obstacles, spec.style, box_min, box_max, preset.fine_cell, rng
+    )
+    static.seen = observed.seen_from_path(
+        static, record.ego_xy, preset.lidar.max_range, preset.lidar.sensor_height
     )
     frames, dt = preset.data.frames, 1 / preset.data.frame_rate
     if spec.style != "urban":
-        return static, [[] for _ in range(frames)]
-    walkers = pedestrians.walk(static, lanes, record.ego_xy, frames, dt, _rng(seed, spec.name, 2))
-    return static, walkers
+        return static, [list(static.parked) for _ in range(frames)]
+    walkers = pedestrians.walk(static, samples, record.ego_xy, frames, dt, _rng(seed, spec.name, 2))
+    return static, [list(static.parked) + w for w in walkers]
 
 
 def _pack_boxes(per_frame: list[tuple]) -> dict:
     """Boxes of all frames back to back, with a count per frame."""
     return {
-        "box_count": np.array([len(boxes) for boxes, _, _ in per_frame], dtype=np.int32),
-        "boxes": np.concatenate([b for b, _, _ in per_frame]).astype(np.float32),  # (n, 7)
-        "box_class": np.concatenate([c for _, c, _ in per_frame]).astype(np.uint8),
-        "box_id": np.concatenate([i for _, _, i in per_frame]).astype(np.int32),
+        "box_count": np.array([len(f[0]) for f in per_frame], dtype=np.int32),
+        "boxes": np.concatenate([f[0] for f in per_frame]).astype(np.float32),  # (n, 7)
+        "box_class": np.concatenate([f[1] for f in per_frame]).astype(np.uint8),
+        "box_id": np.concatenate([f[2] for f in per_frame]).astype(np.int32),
+        "box_speed": np.concatenate([f[3] for f in per_frame]).astype(np.float32),
     }
 
 
 def _render_frame(static, record, walkers, t, preset: Preset, rng, timings) -> dict:
     """Raster, voxels, LiDAR and boxes of frame t."""
-    xy, yaw = record.ego_xy[t], record.ego_yaw[t]
+    place = scene.EgoPlace.on(static, record.ego_xy[t], record.ego_yaw[t])
     agents = record.agents[t] + walkers[t]
     with _timed(timings, "raster+voxels"):
-        raster = scene.ego_raster(static, xy, yaw, agents, preset)
-        voxels = scene.voxelize(raster, preset)
+        raster, boxes = scene.ego_raster(static, place, agents, preset)
+        grid = voxels.voxelize(raster, preset)
     with _timed(timings, "lidar"):
-        sweep = lidar.lidar_sweep(raster, voxels, preset, rng)
+        sweep = lidar.lidar_sweep(raster, grid, preset, rng)
     reach = preset.raster_half_extent
-    boxes = np.array([scene.agent_box_ego(a, xy, yaw) for a in agents] or np.zeros((0, 7)))
     seen = np.all(np.abs(boxes[:, :2]) < reach, axis=1)
     classes = np.array([a.class_id for a in agents], dtype=np.uint8)
     ids = np.array([a.agent_id for a in agents], dtype=np.int32)
+    speeds = np.array([a.speed for a in agents], dtype=np.float32)
+    to_units = lambda r: np.round(r / RANGE_UNIT).astype(np.uint16)  # noqa: E731
     return {
-        "occupancy": voxels.semantics,
+        "occupancy": grid.semantics,
         "visibility": sweep.visibility,
-        "ego_pose": scene.ego_pose(xy, yaw),
-        "lidar_range": np.round(sweep.range / RANGE_UNIT).astype(np.uint16),
+        "ego_pose": scene.ego_pose(place),
+        "lidar_range": to_units(sweep.range),
+        "lidar_range_clean": to_units(sweep.clean_range),
         "lidar_label": sweep.label,
-        "boxes": (boxes[seen], classes[seen], ids[seen]),
+        "boxes": (boxes[seen], classes[seen], ids[seen], speeds[seen]),
     }
 
 
@@ -210,7 +228,8 @@ def dataset_plan(preset: Preset) -> list[SequenceSpec]:
     for split, per_scenario in (("train", data.train_per_scenario), ("val", data.val_per_scenario)):
         for scenario in data.scenarios:
             base = SPLIT_SEED_BASE[split]
-            plan += [SequenceSpec(split, scenario, base + k) for k in range(per_scenario)]
+            count = data.count(scenario, per_scenario)
+            plan += [SequenceSpec(split, scenario, base + k) for k in range(count)]
     base = SPLIT_SEED_BASE["heldout"]
     plan += [
         SequenceSpec("heldout", data.heldout_scenario, base + k)

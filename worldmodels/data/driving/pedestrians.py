@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from worldmodels.data.driving.traffic import AgentState, LaneSamples
+from worldmodels.data.driving.lanes import AgentState, LaneSamples
 from worldmodels.data.driving.world import SIDEWALK, WorldMap
 from worldmodels.occ3d import CLASS_ID
 
@@ -38,7 +38,7 @@ def walk(
     reach: float = 45.0,
 ) -> list[list[AgentState]]:
     """Per frame, the pedestrians near the ego's path (world frame)."""
-    start = spawn_points(world, ego_xy, int(rng.integers(8, 20)), reach, rng)
+    start = spawn_points(world, ego_xy, int(rng.integers(20, 40)), reach, rng)
     if len(start) == 0 or not lanes:
         return [[] for _ in range(frames)]
     centres = np.concatenate([lane.centre for lane in lanes])  # (S, 2)
@@ -51,7 +51,9 @@ def walk(
     for _ in range(frames):
         out.append(
             [
-                AgentState(FIRST_ID + k, PEDESTRIAN, *position[k], heading[k], 0.6, 0.6, 1.6)
+                AgentState(
+                    FIRST_ID + k, PEDESTRIAN, *position[k], heading[k], 0.6, 0.6, 1.7, speed[k]
+                )
                 for k in range(len(position))
             ]
         )

@@ -1,19 +1,15 @@
-"""One frame in the ego frame: a fine column raster of the world, and its voxelisation.
+"""One frame in the ego frame: a fine column raster of the world around the ego.
 
-The raster is what the LiDAR sees: square columns of `fine_cell` metres around the ego, each
-with a ground class (the road plane z = ROAD_Z_EGO) and at most one solid interval
-[bottom, top) with a class, taken from the static world map (nearest cell) and from the agents'
-boxes drawn on top. Its columns nest exactly in the voxel grid's columns (`subdivision` per
-voxel edge), so the voxelisation below is exact:
+The raster is what the LiDAR sees and what the voxels are made from: square columns of
+`fine_cell` metres around the ego, each with a ground class and height (the ground is solid
+below it) and at most one solid interval [bottom, top) with a class, taken from the static
+world map (nearest cell) and from the agents' boxes drawn on top. Its columns nest exactly in
+the voxel grid's columns (`subdivision` per voxel edge); voxels.py turns it into labels.
 
-    voxel (x, y, k) is occupied  <=>  some raster column inside voxel column (x, y) has solid
-                                      overlapping level k by more than SOLID_EPS (or k is
-                                      below the road surface),
-
-and its class is the most frequent class among those columns (ties: the smaller class id).
-Heights are whole multiples of 0.8 m, so solids begin and end on level faces; but they are
-stored as float32 (0.8 m - 0.2 m = 0.6000000119 m), and the SOLID_EPS margin keeps such
-rounding from filling one more level.
+The ego frame follows the road: its origin is on the ground under the ego and it is tilted
+with the relief's slope there (pitch and roll). Heights are taken in that tilted frame with
+the small-angle approximation z_ego = z_world - (z_e + g . (p - e)), g the slope at the ego e
+(at most a few percent: positions off by under 0.1%), and verticals stay vertical.
 """
 
 from __future__ import annotations
@@ -21,31 +17,39 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from einops import rearrange
 
-from worldmodels.data.driving.config import ROAD_Z_EGO, Preset
-from worldmodels.data.driving.traffic import AgentState
-from worldmodels.data.driving.world import OTHER_FLAT, ROAD, SIDEWALK, TERRAIN, WorldMap
+from worldmodels.data.driving.config import Preset
+from worldmodels.data.driving.lanes import AgentState
+from worldmodels.data.driving.world import TERRAIN, WorldMap
 from worldmodels.occ3d import FREE
 
-GROUND_CLASSES = (ROAD, SIDEWALK, TERRAIN, OTHER_FLAT)
-SOLID_EPS = 1e-3  # m, overlaps of a solid with a voxel level thinner than this do not count
+AGENT_SINK = 0.1  # m, an agent's box reaches this far below the ground at its centre
 
 
 @dataclass
 class EgoRaster:
     """Ego-frame column raster over [-half, half]^2 m, indexed [i, j] with i along x.
 
-    ground: (M, M) uint8; obj_class: (M, M) uint8 (FREE = none);
-    bottom, top: (M, M) float32, ego-frame z (m) of the solid, (+inf, -inf) where none.
+    ground: (M, M) uint8 class; ground_z: (M, M) float32 ego-frame z (m) of the ground
+    surface (solid below it); obj_class: (M, M) uint8 (FREE = none);
+    bottom, top: (M, M) float32, ego-frame z (m) of the solid, (+inf, -inf) where none;
+    observed: (M, M) bool, in the sensors' sight at some frame of the sequence (observed.py).
     """
 
     cell: float
     half: float
     ground: np.ndarray
+    ground_z: np.ndarray
     obj_class: np.ndarray
     bottom: np.ndarray
     top: np.ndarray
+    observed: np.ndarray | None = None
+
+    def ground_at(self, x: float, y: float) -> float:
+        """Ego-frame ground height (m) in the column holding ego point (x, y)."""
+        count = self.ground.shape[0]
+        i, j = (int(np.clip((v + self.half) // self.cell, 0, count - 1)) for v in (x, y))
+        return float(self.ground_z[i, j])
 
 
 def rotation(yaw: float) -> np.ndarray:
@@ -54,12 +58,38 @@ def rotation(yaw: float) -> np.ndarray:
     return np.array([[c, -s], [s, c]])
 
 
-def ego_pose(xy: np.ndarray, yaw: float) -> np.ndarray:
-    """(4, 4) float64 world-from-ego transform: p_world = pose @ p_ego (homogeneous)."""
+@dataclass(frozen=True)
+class EgoPlace:
+    """Where the ego stands: world xy (m), yaw (rad), ground z (m) and slope (2,) there."""
+
+    xy: np.ndarray
+    yaw: float
+    z: float
+    slope: np.ndarray
+
+    @classmethod
+    def on(cls, world: WorldMap, xy: np.ndarray, yaw: float) -> EgoPlace:
+        xy = np.asarray(xy, dtype=np.float64)
+        z = float(world.ground_height_at(xy))
+        return cls(xy, float(yaw), z, world.relief.gradient(xy))
+
+    def height(self, world_xy: np.ndarray, world_z: np.ndarray) -> np.ndarray:
+        """Ego-frame z of world points: z - (z_e + g . (p - e)) (small-angle tilt)."""
+        return world_z - (self.z + (world_xy - self.xy) @ self.slope)
+
+
+def ego_pose(place: EgoPlace) -> np.ndarray:
+    """(4, 4) float64 world-from-ego transform: p_world = pose @ p_ego (homogeneous); the z
+    axis is the ground's normal at the ego, x the heading projected onto that plane."""
+    normal = np.array([-place.slope[0], -place.slope[1], 1.0])
+    normal /= np.linalg.norm(normal)
+    forward = np.array([np.cos(place.yaw), np.sin(place.yaw), 0.0])
+    x_axis = forward - (forward @ normal) * normal
+    x_axis /= np.linalg.norm(x_axis)
     pose = np.eye(4)
-    pose[:2, :2] = rotation(yaw)
-    pose[:2, 3] = xy
-    pose[2, 3] = -ROAD_Z_EGO  # the ego origin is above the road (world z = 0)
+    pose[:3, :3] = np.stack([x_axis, np.cross(normal, x_axis), normal], axis=1)
+    pose[:2, 3] = place.xy
+    pose[2, 3] = place.z
     return pose
 
 
@@ -70,39 +100,47 @@ def column_centres(half: float, cell: float) -> np.ndarray:
 
 
 def ego_raster(
-    world: WorldMap, xy: np.ndarray, yaw: float, agents: list[AgentState], preset: Preset
-) -> EgoRaster:
-    """Resample the world map around the ego (nearest cell) and draw the agents' boxes."""
+    world: WorldMap, place: EgoPlace, agents: list[AgentState], preset: Preset
+) -> tuple[EgoRaster, np.ndarray]:
+    """Resample the world map around the ego (nearest cell) and draw the agents' boxes.
+    Returns the raster and the agents' ego-frame boxes (N, 7) (see agent_box_ego)."""
     half, cell = preset.raster_half_extent, preset.fine_cell
     centres = column_centres(half, cell)
     grid = np.stack(np.meshgrid(centres, centres, indexing="ij"), axis=-1)  # (M, M, 2) ego xy
-    world_xy = grid @ rotation(yaw).T + xy  # p_world = R(yaw) p_ego + t
+    world_xy = grid @ rotation(place.yaw).T + place.xy  # p_world = R(yaw) p_ego + t
     i, j, inside = world.index(world_xy)
     solid = inside & (world.obj_class[i, j] != FREE)
+    ground_z = np.where(inside, world.ground_z[i, j], world.relief.height(world_xy))
+    to_ego = lambda z: place.height(world_xy, z).astype(np.float32)  # noqa: E731
     raster = EgoRaster(
         cell=cell,
         half=half,
         ground=np.where(inside, world.ground[i, j], TERRAIN).astype(np.uint8),
+        ground_z=to_ego(ground_z),
         obj_class=np.where(solid, world.obj_class[i, j], FREE).astype(np.uint8),
-        bottom=np.where(solid, world.obj_bottom[i, j] + ROAD_Z_EGO, np.inf).astype(np.float32),
-        top=np.where(solid, world.obj_top[i, j] + ROAD_Z_EGO, -np.inf).astype(np.float32),
+        bottom=np.where(solid, to_ego(world.obj_bottom[i, j]), np.inf).astype(np.float32),
+        top=np.where(solid, to_ego(world.obj_top[i, j]), -np.inf).astype(np.float32),
+        observed=inside & world.seen[i, j] if world.seen is not None else inside,
     )
-    for agent in agents:
-        draw_box(raster, agent, xy, yaw)
-    return raster
+    boxes = [agent_box_ego(a, place, raster) for a in agents]
+    for agent, box in zip(agents, boxes, strict=True):
+        draw_box(raster, agent.class_id, box)
+    return raster, np.array(boxes).reshape(-1, 7)
 
 
-def agent_box_ego(agent: AgentState, xy: np.ndarray, yaw: float) -> np.ndarray:
-    """(7,) float64 box in the ego frame: centre x, y, z (m), length, width, height (m), yaw."""
-    centre = rotation(-yaw) @ (np.array([agent.x, agent.y]) - xy)
-    heading = (agent.yaw - yaw + np.pi) % (2 * np.pi) - np.pi
-    z = ROAD_Z_EGO + agent.height / 2
+def agent_box_ego(agent: AgentState, place: EgoPlace, raster: EgoRaster) -> np.ndarray:
+    """(7,) float64 box in the ego frame: centre x, y, z (m), length, width, height (m), yaw.
+    The box stands on the ground at its centre."""
+    centre = rotation(-place.yaw) @ (np.array([agent.x, agent.y]) - place.xy)
+    heading = (agent.yaw - place.yaw + np.pi) % (2 * np.pi) - np.pi
+    z = raster.ground_at(*centre) + agent.height / 2
     return np.array([*centre, z, agent.length, agent.width, agent.height, heading])
 
 
-def draw_box(raster: EgoRaster, agent: AgentState, xy: np.ndarray, yaw: float) -> None:
-    """Write an agent's box (standing on the road) into the raster columns it covers."""
-    x, y, _, length, width, height, heading = agent_box_ego(agent, xy, yaw)
+def draw_box(raster: EgoRaster, class_id: int, box: np.ndarray) -> None:
+    """Write an agent's box (from AGENT_SINK under its base up to its top) into the raster
+    columns it covers."""
+    x, y, z, length, width, height, heading = box
     reach = 0.5 * np.hypot(length, width)
     if abs(x) > raster.half + reach or abs(y) > raster.half + reach:
         return
@@ -116,57 +154,6 @@ def draw_box(raster: EgoRaster, agent: AgentState, xy: np.ndarray, yaw: float) -
     across = -cx * np.sin(heading) + cy * np.cos(heading)
     inside = (np.abs(along) <= length / 2) & (np.abs(across) <= width / 2)
     ii, jj = ii[inside], jj[inside]
-    raster.obj_class[ii, jj] = agent.class_id
-    raster.bottom[ii, jj] = ROAD_Z_EGO
-    raster.top[ii, jj] = ROAD_Z_EGO + height
-
-
-@dataclass
-class Voxels:
-    """The voxelised frame: semantics (X, Y, Z) uint8 with FREE for empty voxels, and the same
-    occupancy as a bit mask per voxel column, bits (X, Y) int64 (bit k set: level k occupied)."""
-
-    semantics: np.ndarray
-    bits: np.ndarray
-
-
-def grid_block(raster_array: np.ndarray, preset: Preset) -> np.ndarray:
-    """The raster columns under the voxel grid, grouped per voxel column: (X, r, Y, r)."""
-    grid, r = preset.grid, preset.subdivision
-    offset = round((preset.raster_half_extent - grid.half_extent[0]) / preset.fine_cell)
-    X, Y, _ = grid.size
-    block = raster_array[offset : offset + X * r, offset : offset + Y * r]
-    return rearrange(block, "(X ra) (Y rb) -> X Y (ra rb)", ra=r, rb=r)
-
-
-def voxelize(raster: EgoRaster, preset: Preset) -> Voxels:
-    """Semantic occupancy (X, Y, Z) uint8 of the raster, by the rule in the module docstring."""
-    grid = preset.grid
-    X, Y, Z = grid.size
-    levels = grid.ground_levels
-    semantics = np.full((X, Y, Z), FREE, dtype=np.uint8)
-    ground = grid_block(raster.ground, preset)  # (X, Y, r*r)
-    semantics[:, :, :levels] = _mode(ground, GROUND_CLASSES)[:, :, None]
-
-    classes = grid_block(raster.obj_class, preset)  # (X, Y, r*r)
-    bottom = grid_block(raster.bottom, preset)[..., None]  # (X, Y, r*r, 1)
-    top = grid_block(raster.top, preset)[..., None]
-    level_low = grid.z_range[0] + np.arange(levels, Z) * grid.voxel_z  # (Z - levels,)
-    level_high = level_low + grid.voxel_z
-    overlap = (bottom < level_high - SOLID_EPS) & (top > level_low + SOLID_EPS)  # (X,Y,r*r,Zo)
-    present = [c for c in np.unique(classes) if c != FREE]
-    if present:
-        counts = np.stack(
-            [((classes == c)[..., None] & overlap).sum(axis=2) for c in present]
-        )  # (C, X, Y, Zo)
-        best = np.array(present, dtype=np.uint8)[counts.argmax(axis=0)]
-        semantics[:, :, levels:] = np.where(counts.max(axis=0) > 0, best, FREE)
-    occupied = semantics != FREE
-    bits = (occupied.astype(np.int64) << np.arange(Z)).sum(axis=-1)
-    return Voxels(semantics=semantics, bits=bits)
-
-
-def _mode(values: np.ndarray, candidates: tuple[int, ...]) -> np.ndarray:
-    """Most frequent of `candidates` along the last axis (ties: the first listed)."""
-    counts = np.stack([(values == c).sum(axis=-1) for c in candidates])
-    return np.array(candidates, dtype=np.uint8)[counts.argmax(axis=0)]
+    raster.obj_class[ii, jj] = class_id
+    raster.bottom[ii, jj] = z - height / 2 - AGENT_SINK
+    raster.top[ii, jj] = z + height / 2

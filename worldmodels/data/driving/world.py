@@ -1,13 +1,15 @@
 """The static world around a sequence: a world-frame 2.5D raster built procedurally from a seed.
 
 Each cell of the raster (a square of `cell` metres) holds
-- a ground class: driveable_surface, sidewalk, terrain or other_flat, a flat surface at z = 0;
-- at most one solid interval [bottom, top) (m, world z) with a class: a building, a wall,
-  a guard rail, a pole, a tree (trunk cells span [0, top), crown cells [crown_bottom, top)).
-Roads come from highway-env's lanes; the rest (sidewalks, rails, walls, poles, cones,
-buildings, trees, bushes, ponds) is placed along the road edges and in the open land, with
-sizes and spacings drawn from the sequence's random generator. Heights are multiples of
-`HEIGHT_STEP` (0.8 m) so that every surface lies on a voxel boundary (see config.py).
+- a ground class (driveable_surface, sidewalk, terrain or other_flat) and the ground's height
+  `ground_z` (world z, m): relief, camber and kerbs from terrain.py;
+- at most one solid interval [bottom, top) (world z, m) with a class: a building, a wall,
+  a guard rail, a pole, a tree (trunk cells from below the ground to the top, crown cells
+  from the crown's bottom to the top).
+Roads come from highway-env's lanes; the rest (sidewalks, parking lanes, rails, walls, poles,
+cones, buildings, trees, bushes, ponds) is placed along the road edges and in the open land
+by surroundings.py, with sizes and spacings drawn from the sequence's random generator.
+Builders give heights above the local ground; `put` turns them into world z.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from worldmodels.data.driving.config import HEIGHT_STEP
-from worldmodels.data.driving.traffic import LaneSamples
+from worldmodels.data.driving import terrain
+from worldmodels.data.driving.lanes import LaneSamples
 from worldmodels.occ3d import CLASS_ID, FREE
 
 ROAD = CLASS_ID["driveable_surface"]
@@ -31,11 +33,13 @@ CONE = CLASS_ID["traffic_cone"]
 OTHERS = CLASS_ID["others"]
 BICYCLE = CLASS_ID["bicycle"]
 CONSTRUCTION = CLASS_ID["construction_vehicle"]
+POND = 200  # ground codes used while building: other_flat below the land, ...
+PAVED = 201  # ... paved land off the road (forecourts, car parks): driveable surface
 
 
-def steps(rng: np.random.Generator, low: int, high: int) -> float:
-    """A height in metres: a whole number of HEIGHT_STEP between low and high (inclusive)."""
-    return HEIGHT_STEP * int(rng.integers(low, high + 1))
+def height(rng: np.random.Generator, low: float, high: float) -> float:
+    """A height in metres, uniform in [low, high]."""
+    return float(rng.uniform(low, high))
 
 
 @dataclass
@@ -43,8 +47,11 @@ class WorldMap:
     """World-frame raster, indexed [i, j] with i along x and j along y.
 
     origin: (2,) world xy (m) of the corner of cell (0, 0); cell: edge (m);
-    ground: (I, J) uint8 class; obj_class: (I, J) uint8 (FREE = no solid);
-    obj_bottom, obj_top: (I, J) float32 world z (m) of the solid interval, (+inf, -inf) if none.
+    ground: (I, J) uint8 class; ground_z: (I, J) float32 world z of the ground surface (m),
+    set by `finish_ground`; obj_class: (I, J) uint8 (FREE = no solid);
+    obj_bottom, obj_top: (I, J) float32 world z (m) of the solid interval, (+inf, -inf) if none;
+    relief, bumps: the ground's long waves and the terrain's short ones (terrain.py);
+    parked: static agents (parked cars) placed with the world.
     """
 
     origin: np.ndarray
@@ -53,9 +60,16 @@ class WorldMap:
     obj_class: np.ndarray
     obj_bottom: np.ndarray
     obj_top: np.ndarray
+    relief: terrain.Waves
+    bumps: terrain.Waves
+    ground_z: np.ndarray | None = None
+    parked: list | None = None
+    seen: np.ndarray | None = None  # (I, J) bool, in the sensors' sight (observed.py)
 
     @classmethod
-    def empty(cls, box_min: np.ndarray, box_max: np.ndarray, cell: float) -> WorldMap:
+    def empty(
+        cls, box_min: np.ndarray, box_max: np.ndarray, cell: float, relief=None, bumps=None
+    ) -> WorldMap:
         shape = tuple(np.ceil((box_max - box_min) / cell).astype(int))
         return cls(
             origin=np.asarray(box_min, dtype=np.float64),
@@ -64,7 +78,19 @@ class WorldMap:
             obj_class=np.full(shape, FREE, dtype=np.uint8),
             obj_bottom=np.full(shape, np.inf, dtype=np.float32),
             obj_top=np.full(shape, -np.inf, dtype=np.float32),
+            relief=relief or terrain.Waves.flat(),
+            bumps=bumps or terrain.Waves.flat(),
+            parked=[],
         )
+
+    def cell_centres(self, i, j) -> np.ndarray:
+        """(..., 2) world xy of the centres of cells (i, j)."""
+        return self.origin + (np.stack([i, j], axis=-1) + 0.5) * self.cell
+
+    def ground_height_at(self, xy: np.ndarray) -> np.ndarray:
+        """World z of the ground at points xy (..., 2) (the relief outside the map)."""
+        i, j, inside = self.index(xy)
+        return np.where(inside, self.ground_z[i, j], self.relief.height(xy))
 
     def index(self, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Cell indices (i, j) of world points xy (..., 2) and whether they lie in the map."""
@@ -117,9 +143,17 @@ class WorldMap:
             and np.all(self.obj_class[i, j] == FREE)
         )
 
-    def put(self, i, j, cls: int, bottom: float, top: float, union: bool = False) -> None:
-        """Write a solid [bottom, top) into cells; `union` merges with a solid of the same class
-        (overlapping tree crowns) and leaves other solids untouched."""
+    def put(
+        self, i, j, cls: int, bottom: float, top: float, union: bool = False, base=None
+    ) -> None:
+        """Write a solid [bottom, top) into cells, heights in m above `base` (world z; default
+        the relief of each cell); a solid standing on the ground (bottom 0) reaches FOOTING
+        below its base. `union` merges with a solid of the same class (overlapping tree
+        crowns) and leaves other solids untouched."""
+        if base is None:
+            base = self.relief.height(self.cell_centres(i, j))
+        bottom = base + (bottom if bottom > 0 else -terrain.FOOTING)
+        top = base + top
         if union:
             same = self.obj_class[i, j] == cls
             free = self.obj_class[i, j] == FREE
@@ -200,7 +234,7 @@ def solid_band(world: WorldMap, edge: Edge, near, far, cls, height, keep=None) -
     i, j, inside = world.index(points)
     i, j = i[inside], j[inside]
     ok = (world.ground[i, j] != ROAD) & (world.obj_class[i, j] == FREE)
-    world.put(i[ok], j[ok], cls, 0.0, height)
+    world.put(i[ok], j[ok], cls, 0.0, height)  # follows the relief cell by cell
 
 
 def along(edge: Edge, rng: np.random.Generator, spacing: tuple[float, float]) -> np.ndarray:
@@ -230,190 +264,60 @@ def place_box(world, centre, yaw, length, width, cls, bottom, top, ground_ok, ma
     if len(i) == 0 or not world.clear(i, j, ground_ok):
         return False
     i, j = world.box_cells(centre, yaw, length, width)
-    world.put(i, j, cls, bottom, top)
+    base = float(world.relief.height(world.cell_centres(i, j)).mean())  # a flat roof
+    world.put(i, j, cls, bottom, top, base=base)
     return True
 
 
 def place_tree(world, centre, rng, ground_ok, crown=(1.2, 2.2)) -> bool:
     """A tree, 4-8 m tall: a 0.4 m trunk from the ground to the top where the ground class is
-    in `ground_ok`, and a crown disc (radius drawn from `crown`, m) from 1.6 or 2.4 m up to the
+    in `ground_ok`, and a crown disc (radius drawn from `crown`, m) from 1.6-2.6 m up to the
     top. Crowns do not reach over the road, where trucks would drive through them."""
     radius = float(rng.uniform(*crown))
     ti, tj = world.box_cells(centre, 0.0, 0.4, 0.4)
     if not world.clear(ti, tj, ground_ok):
         return False
-    top = steps(rng, 5, 10)
-    crown_bottom = steps(rng, 2, 3)
+    top = height(rng, 4.0, 8.0)
+    crown_bottom = height(rng, 1.6, 2.6)
+    base = float(world.relief.height(np.asarray(centre, dtype=np.float64)))
     ci, cj = world.disc_cells(centre, radius)
     keep = world.ground[ci, cj] != ROAD
-    world.put(ci[keep], cj[keep], VEGETATION, crown_bottom, top, union=True)
-    world.put(ti, tj, VEGETATION, 0.0, top)
+    world.put(ci[keep], cj[keep], VEGETATION, crown_bottom, top, union=True, base=base)
+    world.put(ti, tj, VEGETATION, 0.0, top, base=base)
     return True
 
 
-def plant_open_land(world: WorldMap, rng, density: float, tree_share: float) -> None:
-    """Trees and bushes scattered over the terrain, `density` per 100 m^2, clear of roads."""
-    area = world.ground.size * world.cell**2
-    count = rng.poisson(density * area / 100.0)
-    size = np.array(world.ground.shape) * world.cell
-    for centre in world.origin + rng.random((count, 2)) * size:
-        radius = float(rng.uniform(0.8, 2.5))
-        i, j = world.disc_cells(centre, radius + 1.5)
-        if not world.clear(i, j, (TERRAIN,)):
-            continue
-        if rng.random() < tree_share:
-            place_tree(world, centre, rng, (TERRAIN,), crown=(1.5, 3.0))
-        else:
-            i, j = world.disc_cells(centre, radius)
-            world.put(i, j, VEGETATION, 0.0, steps(rng, 1, 2), union=True)
-
-
-def plant_woods(world: WorldMap, rng, density: float) -> None:
-    """Small woods: clusters of 5-25 trees, `density` clusters per 100 m^2, clear of roads."""
-    area = world.ground.size * world.cell**2
-    size = np.array(world.ground.shape) * world.cell
-    for _ in range(rng.poisson(density * area / 100.0)):
-        centre = world.origin + rng.random(2) * size
-        spread = float(rng.uniform(6, 16))
-        for spot in centre + rng.normal(0, spread, (int(rng.integers(5, 26)), 2)):
-            i, j = world.disc_cells(spot, 3.5)  # open land, other trees' crowns allowed
-            on_land = np.all(world.ground[i, j] == TERRAIN)
-            if on_land and np.all(np.isin(world.obj_class[i, j], (FREE, VEGETATION))):
-                place_tree(world, spot, rng, (TERRAIN,), crown=(2.0, 3.5))
-
-
-def dig_ponds(world: WorldMap, rng, count: float) -> None:
-    """A few ponds (other_flat) in the open land, away from everything."""
-    size = np.array(world.ground.shape) * world.cell
-    for _ in range(rng.poisson(count)):
-        centre = world.origin + rng.random(2) * size
-        radius = float(rng.uniform(6, 14))
-        i, j = world.disc_cells(centre, radius + 4)
-        if world.clear(i, j, (TERRAIN,)):
-            i, j = world.disc_cells(centre, radius)
-            world.ground[i, j] = OTHER_FLAT
-
-
-def _edge_frame(edge: Edge, k: int, offset: float):
-    """World point `offset` m outside edge point k, and the road heading there."""
-    return edge.point[k] + offset * edge.outward[k], float(edge.heading[k])
-
-
-def build_urban(world: WorldMap, edges: list[Edge], rng) -> None:
-    """Sidewalks, street trees, lamp posts, benches, bicycles, cones, buildings, parks."""
-    walk = float(rng.uniform(2.5, 4.5))
-    for edge in edges:
-        paint_band(world, edge, 0.0, walk, SIDEWALK, over=(TERRAIN, OTHER_FLAT))
-    for edge in edges:
-        for k in along(edge, rng, (9.0, 16.0)):
-            if rng.random() < 0.75:
-                place_tree(world, _edge_frame(edge, k, 1.0)[0], rng, (SIDEWALK,), (1.2, 1.9))
-        for k in along(edge, rng, (20.0, 35.0)):
-            centre, yaw = _edge_frame(edge, k, 0.4)
-            place_box(world, centre, yaw, 0.3, 0.3, MANMADE, 0.0, 7.2, (SIDEWALK,))
-        for k in along(edge, rng, (15.0, 40.0)):
-            centre, yaw = _edge_frame(edge, k, walk - 0.6)
-            kind = rng.random()
-            if kind < 0.5:  # bench or bin
-                place_box(world, centre, yaw, 1.6, 0.6, OTHERS, 0.0, 0.8, (SIDEWALK,))
-            elif kind < 0.8:  # parked bicycle
-                place_box(world, centre, yaw, 1.8, 0.6, BICYCLE, 0.0, 0.8, (SIDEWALK,))
-        if rng.random() < 0.3:  # a short row of cones at the kerb
-            for k in along(edge, rng, (2.0, 3.0))[: int(rng.integers(3, 8))]:
-                centre, yaw = _edge_frame(edge, k, 0.35)
-                place_box(world, centre, yaw, 0.4, 0.4, CONE, 0.0, 0.8, (SIDEWALK,))
-    for edge in edges:
-        _buildings(world, edge, rng, walk + float(rng.uniform(0.0, 3.0)), (3.2, 16.8))
-    _construction_sites(world, edges, rng)
-    plant_open_land(world, rng, density=0.25, tree_share=0.6)
-
-
-def _buildings(world, edge: Edge, rng, setback, height, share: float = 1.0) -> None:
-    """Buildings along an edge, `setback` m from it: frontages of 10-30 m with 0-8 m gaps, a
-    `share` of the slots built. None on the inside of tight bends (a roundabout's island)."""
-    s = float(rng.uniform(0, 8))
-    length = len(edge.point) * edge.step
-    low, high = round(height[0] / HEIGHT_STEP), round(height[1] / HEIGHT_STEP)
-    while s < length:
-        front = float(rng.uniform(10, 30))
-        depth = float(rng.uniform(10, 25))
-        k = min(int((s + front / 2) / edge.step), len(edge.point) - 1)
-        if edge.bend[k] > -1 / 25 and rng.random() < share:
-            centre, yaw = _edge_frame(edge, k, setback + depth / 2)
-            top = steps(rng, low, high)
-            place_box(world, centre, yaw, front, depth, MANMADE, 0.0, top, (TERRAIN,), 0.4)
-        s += front + float(rng.uniform(0, 8))
-
-
-def _construction_sites(world, edges, rng) -> None:
-    """Now and then a parked construction vehicle with cones, behind an edge."""
-    for edge in edges:
-        if rng.random() > 0.15 or len(edge.point) < 10:
-            continue
-        k = int(rng.integers(len(edge.point)))
-        centre, yaw = _edge_frame(edge, k, float(rng.uniform(6, 10)))
-        if place_box(world, centre, yaw, 6.5, 2.6, CONSTRUCTION, 0.0, 3.2, (TERRAIN,), 1.0):
-            for dx in (-4.5, 4.5):
-                cone = centre + dx * np.array([np.cos(yaw), np.sin(yaw)])
-                place_box(world, cone, yaw, 0.4, 0.4, CONE, 0.0, 0.8, (TERRAIN,))
-
-
-def build_highway(world: WorldMap, edges: list[Edge], rng) -> None:
-    """Guard rails, lamp posts, noise walls, roadworks cones, fields, woods, warehouses."""
-    for edge in edges:
-        rail = float(rng.uniform(0.8, 1.6))
-        if rng.random() < 0.85:
-            solid_band(world, edge, rail, rail + 0.4, BARRIER, 0.8)
-        for k in along(edge, rng, (35.0, 60.0)):
-            centre, yaw = _edge_frame(edge, k, rail + 0.9)
-            place_box(world, centre, yaw, 0.3, 0.3, MANMADE, 0.0, 8.0, (TERRAIN,))
-        if rng.random() < 0.5:
-            wall = float(rng.uniform(4.0, 8.0))
-            keep = stretches(edge, rng, 0.5, (60.0, 200.0))
-            solid_band(world, edge, wall, wall + 0.4, MANMADE, steps(rng, 4, 6), keep)
-        if rng.random() < 0.3:
-            for k in along(edge, rng, (3.0, 4.0))[: int(rng.integers(6, 14))]:
-                centre, yaw = _edge_frame(edge, k, 0.35)
-                place_box(world, centre, yaw, 0.4, 0.4, CONE, 0.0, 0.8, (TERRAIN,))
-    for edge in edges:
-        _buildings(world, edge, rng, float(rng.uniform(20, 40)), (4.8, 9.6), share=0.2)
-    dig_ponds(world, rng, 0.5)
-    plant_woods(world, rng, density=0.004)
-    plant_open_land(world, rng, density=0.4, tree_share=0.5)
-
-
-def build_racetrack(world: WorldMap, edges: list[Edge], rng) -> None:
-    """Gravel run-off outside bends, tyre barriers, grandstands, trees."""
-    for edge in edges:
-        runoff = np.where(np.abs(edge.bend) > 1 / 60, float(rng.uniform(4, 8)), 1.5)
-        outside = edge.bend > 1 / 60
-        if outside.any():
-            for run in _runs(outside):
-                part = Edge(
-                    edge.point[run], edge.outward[run], edge.heading[run], edge.bend[run], edge.step
-                )
-                paint_band(world, part, 0.0, float(runoff.max()), OTHER_FLAT, over=(TERRAIN,))
-        for width in np.unique(runoff):
-            keep = runoff == width
-            solid_band(world, edge, width + 0.5, width + 1.3, BARRIER, 0.8, keep)
-        _buildings(world, edge, rng, float(rng.uniform(10, 16)), (4.8, 8.0))
-    plant_open_land(world, rng, density=0.4, tree_share=0.7)
-
-
-BUILDERS = {"urban": build_urban, "highway": build_highway, "racetrack": build_racetrack}
+def finish_ground(world: WorldMap, edges: list[Edge]) -> None:
+    """The ground's height per cell (terrain.py): relief, camber to the gutters, kerbs,
+    bumps in the open land, ponds below it."""
+    centres = world.cell_centres(*np.indices(world.ground.shape))  # (I, J, 2)
+    z = world.relief.height(centres)
+    gutter = terrain.gutter_drop(world.ground.shape, world.index, edges)
+    g = world.ground
+    z = np.where(g == ROAD, z - gutter, z)
+    z = np.where(g == SIDEWALK, z + terrain.KERB, z)
+    z = np.where(g == TERRAIN, z + world.bumps.height(centres), z)
+    z = np.where(g == POND, z - terrain.POND_DEPTH, z)
+    world.ground[g == POND] = OTHER_FLAT
+    world.ground[g == PAVED] = ROAD
+    world.ground_z = z.astype(np.float32)
 
 
 def build_world(
     lanes: list[LaneSamples], obstacles, style: str, box_min, box_max, cell, rng
 ) -> WorldMap:
     """The static world over the world box [box_min, box_max] (2,) m at `cell` m per cell."""
+    from worldmodels.data.driving.surroundings import BUILDERS  # they build on this module
+
     if style not in BUILDERS:
         raise ValueError(f"unknown world style {style!r}; expected one of {sorted(BUILDERS)}")
-    world = WorldMap.empty(np.asarray(box_min), np.asarray(box_max), cell)
+    relief, bumps = terrain.make_relief(style, rng)
+    world = WorldMap.empty(np.asarray(box_min), np.asarray(box_max), cell, relief, bumps)
     paint_roads(world, lanes)
     edges = find_edges(world, lanes)
     BUILDERS[style](world, edges, rng)
     for o in obstacles:  # highway-env's static objects (the merge lane's end block)
         i, j = world.box_cells(np.array([o.x, o.y]), o.yaw, o.length, o.width)
         world.put(i, j, o.class_id, 0.0, o.height)
+    finish_ground(world, edges)
     return world
