@@ -110,7 +110,10 @@ def ego_raster(
     world_xy = grid @ rotation(place.yaw).T + place.xy  # p_world = R(yaw) p_ego + t
     i, j, inside = world.index(world_xy)
     solid = inside & (world.obj_class[i, j] != FREE)
-    ground_z = np.where(inside, world.ground_z[i, j], world.relief.height(world_xy))
+    ground_z = world.ground_z[i, j]
+    if not inside.all():  # beyond the world map: the bare relief
+        ground_z = np.where(inside, ground_z, 0.0)
+        ground_z[~inside] = world.relief.height(world_xy[~inside])
     to_ego = lambda z: place.height(world_xy, z).astype(np.float32)  # noqa: E731
     raster = EgoRaster(
         cell=cell,

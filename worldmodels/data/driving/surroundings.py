@@ -101,8 +101,8 @@ def build_urban(world: WorldMap, edges: list[Edge], rng) -> None:
     for edge, kerb in zip(edges, kerbs, strict=True):
         paint_band(world, edge, kerb, kerb + walk, SIDEWALK, over=(TERRAIN, OTHER_FLAT))
     for edge, kerb in zip(edges, kerbs, strict=True):
-        for k in along(edge, rng, (9.0, 16.0)):
-            if rng.random() < 0.75:
+        for k in along(edge, rng, (6.0, 12.0)):
+            if rng.random() < 0.85:
                 spot = _edge_frame(edge, k, kerb + 1.0)[0]
                 place_tree(world, spot, rng, (SIDEWALK,), (1.2, 1.9))
         for k in along(edge, rng, (20.0, 35.0)):
@@ -119,6 +119,7 @@ def build_urban(world: WorldMap, edges: list[Edge], rng) -> None:
             for k in along(edge, rng, (2.0, 3.0))[: int(rng.integers(3, 8))]:
                 centre, yaw = _edge_frame(edge, k, kerb + 0.35)
                 place_box(world, centre, yaw, 0.4, 0.4, CONE, 0.0, 0.7, (SIDEWALK,))
+    gardens = []
     for edge, kerb in zip(edges, kerbs, strict=True):
         # Forecourts, driveways and car parks in front of and between the buildings: paved.
         keep = stretches(edge, rng, 0.6, (15.0, 60.0))
@@ -127,10 +128,26 @@ def build_urban(world: WorldMap, edges: list[Edge], rng) -> None:
             edge.point[keep], edge.outward[keep], edge.heading[keep], edge.bend[keep], edge.step
         )
         paint_band(world, part, kerb + walk, depth, PAVED, over=(TERRAIN,))
+        gardens.append((edge, ~keep, kerb + walk, depth))
         setback = kerb + walk + float(rng.uniform(0.0, 3.0))
         _buildings(world, edge, rng, setback, (3.5, 18.0))
+    for garden in gardens:
+        _front_gardens(world, *garden, rng)
     _construction_sites(world, edges, rng)
-    plant_open_land(world, rng, density=0.25, tree_share=0.6)
+    plant_open_land(world, rng, density=0.5, tree_share=0.7)
+
+
+def _front_gardens(world, edge: Edge, keep, near: float, far: float, rng) -> None:
+    """Hedges and shrubs in the unpaved land between the sidewalk and the buildings."""
+    for k in along(edge, rng, (3.0, 7.0)):
+        if keep[k] and rng.random() < 0.7:
+            spot = _edge_frame(edge, k, float(rng.uniform(near + 1.0, far)))[0]
+            if rng.random() < 0.4:
+                place_tree(world, spot, rng, (TERRAIN,), (1.5, 2.5))
+            else:
+                i, j = world.disc_cells(spot, float(rng.uniform(0.8, 1.8)))
+                if world.clear(i, j, (TERRAIN,)):
+                    world.put(i, j, VEGETATION, 0.0, height(rng, 0.8, 2.0), union=True)
 
 
 def _buildings(world, edge: Edge, rng, setback, heights, share: float = 1.0) -> None:
@@ -143,7 +160,8 @@ def _buildings(world, edge: Edge, rng, setback, heights, share: float = 1.0) -> 
         depth = float(rng.uniform(10, 25))
         k = min(int((s + front / 2) / edge.step), len(edge.point) - 1)
         if edge.bend[k] > -1 / 25 and rng.random() < share:
-            centre, yaw = _edge_frame(edge, k, setback + depth / 2)
+            offset = setback + float(rng.uniform(0.0, 4.0)) + depth / 2  # facades differ
+            centre, yaw = _edge_frame(edge, k, offset)
             top = float(rng.uniform(*heights))
             place_box(world, centre, yaw, front, depth, MANMADE, 0.0, top, (TERRAIN, PAVED), 0.4)
         s += front + float(rng.uniform(0, 8))
