@@ -330,6 +330,11 @@ def load_kitti_poses(path) -> np.ndarray:
 
     Returns (T, 4, 4) float64 transforms of frame t into the first frame's coordinates
     (world_p = pose @ p), with the [0, 0, 0, 1] row added.
+
+    These are the poses of the LEFT CAMERA (cam0: x right, y down, z forward), not of the
+    velodyne. To place velodyne points, first take them into the camera frame with `Tr`
+    from the sequence's calib.txt (velodyne -> cam0, 3 x 4): world_p = pose @ Tr @ p_velo,
+    or, in the velodyne's own axes, inv(Tr) @ pose @ Tr (Tr padded to 4 x 4).
     """
     path = _existing(path)
     try:
