@@ -1,0 +1,79 @@
+"""Lovasz-softmax: a loss that optimises IoU itself (Berman, Triki & Blaschko, CVPR 2018).
+
+Cross-entropy scores each voxel alone, so a class that fills 0.1% of the voxels (a bicycle)
+costs almost nothing to miss. The benchmark scores IoU per class, which counts that miss as a
+whole class wrong. Berman et al. make the Jaccard loss of one class c differentiable:
+
+    Delta_J(M) = 1 - |y == c  and  pred == c| / |y == c  or  pred == c|
+
+is a set function of the mispredicted set M, and it is submodular, so its Lovasz extension
+
+    lovasz(e) = sum_i e_(i) * g_i,      e_(1) >= e_(2) >= ...   the errors sorted, descending
+    g_i = Delta_J({1..i}) - Delta_J({1..i-1})                   (gradient of the IoU loss)
+
+is a convex piecewise-linear function of the per-voxel errors e in [0, 1]^n that equals
+Delta_J exactly when e is a 0/1 vector. With softmax probabilities p, the error of voxel i for
+class c is e_i = |[y_i == c] - p_i(c)|. Sorting descending and writing fg_(i) for the
+foreground indicator in that order, with G = |y == c|:
+
+    Delta_J({1..i}) = 1 - (G - sum_{j<=i} fg_(j)) / (G + sum_{j<=i} (1 - fg_(j)))
+
+(the first i voxels are the mispredicted ones: foreground among them left the intersection,
+background among them joined the union). The loss averages lovasz(e^c) over the classes
+present in the labels (Berman's "present" option), so an absent class neither helps nor hurts.
+
+Shapes: "..." any leading axes (voxels), Q semantic classes, n voxels scored.
+"""
+
+import torch
+
+
+def lovasz_grad(fg_sorted: torch.Tensor) -> torch.Tensor:
+    """g (n, Q): the Jaccard loss's increments for foreground indicators (n, Q) sorted by
+    descending error, one column per class."""
+    G = fg_sorted.sum(dim=0)  # (Q,): |y == c|
+    intersection = G - fg_sorted.cumsum(dim=0)  # (n, Q): G - sum_{j<=i} fg_(j)
+    union = G + (1 - fg_sorted).cumsum(dim=0)  # (n, Q): G + sum_{j<=i} (1 - fg_(j)), >= 1
+    jaccard = 1 - intersection / union  # (n, Q): Delta_J({1..i})
+    # g_1 = Delta_J({1}) - Delta_J({}) = Delta_J({1}); g_i = Delta_J({1..i}) - Delta_J({1..i-1})
+    return torch.cat([jaccard[:1], jaccard[1:] - jaccard[:-1]], dim=0)  # (n, Q)
+
+
+def lovasz_softmax(
+    probs: torch.Tensor,
+    labels: torch.Tensor,
+    ignore: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Mean over present classes of the Lovasz extension of 1 - IoU: a scalar, float32.
+
+    probs:  (..., Q) softmax probabilities (classes last, as the tied head's logits).
+    labels: (...) int class ids in [0, Q).
+    ignore: (...) bool, True where a voxel is left out (e.g. ~visibility), or None.
+    Returns 0 (with a gradient path) when no voxel is scored or no class is present.
+    """
+    Q = probs.shape[-1]
+    if labels.shape != probs.shape[:-1]:
+        raise ValueError(
+            f"labels {tuple(labels.shape)} must match probs {tuple(probs.shape)} without Q"
+        )
+    if labels.dtype.is_floating_point:
+        raise ValueError(f"labels must be integer class ids, got dtype {labels.dtype}")
+    probs = probs.float().reshape(-1, Q)  # (n, Q)
+    labels = labels.reshape(-1).long()  # (n,)
+    if ignore is not None:
+        if ignore.shape != labels.shape and ignore.numel() != labels.numel():
+            raise ValueError(f"ignore mask has {ignore.numel()} entries, labels {labels.numel()}")
+        keep = ~ignore.reshape(-1).bool()  # (n,)
+        probs, labels = probs[keep], labels[keep]
+    if labels.numel() == 0:
+        return probs.sum() * 0.0
+    if int(labels.min()) < 0 or int(labels.max()) >= Q:
+        raise ValueError(f"labels must lie in [0, {Q}), found [{labels.min()}, {labels.max()}]")
+    fg = torch.nn.functional.one_hot(labels, Q).float()  # (n, Q): [y_i == c]
+    errors = (fg - probs).abs()  # (n, Q): e_i^c = |[y_i == c] - p_i(c)|
+    errors_sorted, order = errors.sort(dim=0, descending=True)  # (n, Q), per class
+    fg_sorted = fg.gather(0, order)  # (n, Q): fg in each class's error order
+    grad = lovasz_grad(fg_sorted)  # (n, Q), constant: the permutation carries no gradient
+    per_class = (errors_sorted * grad).sum(dim=0)  # (Q,): sum_i e_(i) g_i
+    present = fg.sum(dim=0) > 0  # (Q,): classes in the labels
+    return per_class[present].mean()
