@@ -24,7 +24,8 @@ from worldmodels.data.driving import (
     traffic,
 )
 from worldmodels.data.driving.config import ROAD_Z_EGO, DatasetConfig
-from worldmodels.data.driving.generate import RANGE_UNIT, write_shard
+from worldmodels.data.driving.generate import RANGE_UNIT
+from worldmodels.data.driving.store import write_shard
 from worldmodels.occ3d import CLASS_ID, FREE, PAPER_GRID
 
 DEBUG = PRESETS["debug"]

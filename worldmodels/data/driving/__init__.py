@@ -18,17 +18,15 @@ from worldmodels.data.driving.config import (
     get_preset,
 )
 from worldmodels.data.driving.dataset import DrivingSequences
-from worldmodels.data.driving.generate import (
-    SHARD_KEYS,
-    benchmark,
+from worldmodels.data.driving.generate import SHARD_KEYS, benchmark, generate_sequence
+from worldmodels.data.driving.policy import META_ACTIONS
+from worldmodels.data.driving.scenarios import SCENARIOS
+from worldmodels.data.driving.store import (
     dataset_plan,
     ensure_dataset,
-    generate_sequence,
     load_manifest,
     read_shard,
 )
-from worldmodels.data.driving.policy import META_ACTIONS
-from worldmodels.data.driving.scenarios import SCENARIOS
 
 __all__ = [
     "KITTI_HDL64",

@@ -11,7 +11,8 @@ import json
 import time
 
 from worldmodels.data.driving.config import PRESETS
-from worldmodels.data.driving.generate import benchmark, dataset_plan, ensure_dataset
+from worldmodels.data.driving.generate import benchmark
+from worldmodels.data.driving.store import dataset_plan, ensure_dataset
 
 
 def main(argv: list[str] | None = None) -> None:

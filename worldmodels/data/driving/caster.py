@@ -32,12 +32,12 @@ import numpy as np
 from einops import reduce
 
 from worldmodels.data.driving.config import Preset
+from worldmodels.data.driving.rays import GridGeometry, enter_first_voxel, plane_t, prepare
 from worldmodels.data.driving.scene import EgoRaster
 from worldmodels.data.driving.voxels import EPS, Columns, Voxels
 
 NO_RETURN = 255  # label of rays without a return
 INSIDE = 0.005  # m, how far a reported point lies inside the surface it hit
-LEVEL_EPS = 1e-6  # in voxel heights: touching a level's face is not entering it
 DEEP = -1e4  # m, the bottom of the ground interval
 CASTERS = ("exact", "voxel")
 
@@ -53,55 +53,6 @@ class CastResult:
     normal_axis: np.ndarray
 
 
-@dataclass
-class _GridGeometry:
-    """The voxel grid seen from the raster: raster column offset and subdivision, sizes."""
-
-    offset: int  # raster index of the grid's first column
-    r: int  # raster columns per voxel edge
-    size: tuple[int, int, int]
-    z0: float
-    dz: float
-
-    @classmethod
-    def of(cls, preset: Preset) -> _GridGeometry:
-        grid = preset.grid
-        offset = round((preset.raster_half_extent - grid.half_extent[0]) / preset.fine_cell)
-        return cls(offset, preset.subdivision, grid.size, grid.z_range[0], grid.voxel_z)
-
-
-def _level_bits(z_low, z_high, geom: _GridGeometry) -> np.ndarray:
-    """Bit mask (int64) of the voxel levels the height range [z_low, z_high] passes through
-    (touching a face is not passing through); 0 where the range misses the grid."""
-    k_low = np.floor((z_low - geom.z0) / geom.dz + LEVEL_EPS).astype(np.int64)
-    k_high = np.ceil((z_high - geom.z0) / geom.dz - LEVEL_EPS).astype(np.int64) - 1
-    k_low, k_high = np.maximum(k_low, 0), np.minimum(k_high, geom.size[2] - 1)
-    valid = k_low <= k_high
-    k_high = np.where(valid, k_high, 0)
-    k_low = np.where(valid, k_low, 0)
-    bits = ((np.int64(1) << (k_high + 1)) - 1) & ~((np.int64(1) << k_low) - 1)
-    return np.where(valid, bits, 0)
-
-
-def _prepare(dirs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Directions (R, 3) as float64 with exact +0 for zero x/y components and no exactly
-    horizontal ray; their inverses (+inf for zero components); forward (R, 2) bool: the ray
-    moves towards +x / +y (a zero component counts as forward, then every plane ahead is at
-    t = +inf)."""
-    d = np.asarray(dirs, dtype=np.float64).copy()
-    d[:, :2] = np.where(d[:, :2] == 0, 0.0, d[:, :2])  # -0.0 -> +0.0, so 1/d = +inf
-    d[:, 2] = np.where(np.abs(d[:, 2]) < 1e-12, 1e-12, d[:, 2])
-    with np.errstate(divide="ignore"):
-        inverse = 1.0 / d
-    return d, inverse, d[:, :2] >= 0
-
-
-def _plane_t(plane, origin, inverse, half, cell):
-    """Distance t at which rays reach raster plane number `plane` (plane p lies at
-    -half + p * cell, the low face of column p)."""
-    return (-half + plane * cell - origin) * inverse
-
-
 def cast_rays(
     raster: EgoRaster, voxels: Voxels, preset: Preset, origin: np.ndarray, dirs: np.ndarray
 ) -> CastResult:
@@ -110,8 +61,8 @@ def cast_rays(
     mode = preset.lidar.caster
     if mode not in CASTERS:
         raise ValueError(f"unknown LiDAR caster {mode!r}; expected one of {CASTERS}")
-    d, inverse, forward = _prepare(dirs)
-    geom = _GridGeometry.of(preset)
+    d, inverse, forward = prepare(dirs)
+    geom = GridGeometry.of(preset)
     half = raster.half
     ox, oy, oz = (float(v) for v in origin)
     n = len(d)
@@ -141,7 +92,7 @@ def cast_rays(
     return result
 
 
-def _square_ceilings(columns: Columns, geom: _GridGeometry, sides, mode: str) -> list:
+def _square_ceilings(columns: Columns, geom: GridGeometry, sides, mode: str) -> list:
     """For each side length (in raster columns), the height below which squares of that side
     hold solid: the highest solid top (for the voxel caster rounded up to a voxel face, so
     that occupied voxels lie below it too). A ray that stays at or above it while crossing a
@@ -219,7 +170,7 @@ class _Marcher:
     columns: Columns
     raster: EgoRaster
     voxels: Voxels
-    geom: _GridGeometry
+    geom: GridGeometry
     origin: np.ndarray
     ceilings: list  # (side, map) pairs from small squares to large ones, see _square_ceilings
     mode: str
@@ -232,13 +183,13 @@ class _Marcher:
         low_i, low_j = s.i // size * size, s.j // size * size
         # The next plane each ray crosses: the far face of its column, or of the square.
         plane_i, plane_j = low_i + size * fwd_i, low_j + size * fwd_j
-        t_next_i = _plane_t(plane_i, ox, s.inv[:, 0], half, cell)
-        t_next_j = _plane_t(plane_j, oy, s.inv[:, 1], half, cell)
+        t_next_i = plane_t(plane_i, ox, s.inv[:, 0], half, cell)
+        t_next_j = plane_t(plane_j, oy, s.inv[:, 1], half, cell)
         t1 = np.minimum(np.minimum(t_next_i, t_next_j), s.t_end)
 
         enter, leave, solid, label, axis = self._solid_in_column(s, t1)
         if self.mode == "voxel":
-            _enter_first_voxel(s, t1, self.voxels, self.geom, self.origin, self.raster)
+            enter_first_voxel(s, t1, self.voxels, self.geom, self.origin, self.raster)
             on_surface = solid & (~s.in_voxel | (enter < s.t_out))
             grazes = ~on_surface & s.in_voxel & (t1 >= s.t_out)
             depth = np.minimum(leave, s.t_out) - enter
@@ -277,10 +228,10 @@ class _Marcher:
         z0 = oz + s.t0 * s.d[:, 2]
         size = np.ones_like(s.i)
         for side, ceiling in self.ceilings:
-            far_i = _plane_t(
+            far_i = plane_t(
                 s.i // side * side + side * s.forward[:, 0], ox, s.inv[:, 0], half, cell
             )
-            far_j = _plane_t(
+            far_j = plane_t(
                 s.j // side * side + side * s.forward[:, 1], oy, s.inv[:, 1], half, cell
             )
             t_far = np.minimum(np.minimum(far_i, far_j), s.t_end)
@@ -318,46 +269,8 @@ class _Marcher:
             u = (self.origin[axis] + nudged * s.d[:, axis] + half) / cell  # raster units
             voxel = np.floor((u - g.offset) / g.r)
             plane = g.offset + (voxel + s.forward[:, axis]) * g.r
-            faces.append(_plane_t(plane, self.origin[axis], s.inv[:, axis], half, cell))
+            faces.append(plane_t(plane, self.origin[axis], s.inv[:, axis], half, cell))
         z = self.origin[2] + nudged * s.d[:, 2]
         level = np.floor((z - g.z0) / g.dz) + (s.d[:, 2] > 0)
         faces.append((g.z0 + level * g.dz - self.origin[2]) * s.inv[:, 2])
         return np.minimum.reduce(faces)
-
-
-def _enter_first_voxel(s, t1, voxels: Voxels, geom: _GridGeometry, origin, raster) -> None:
-    """Mark rays that enter an occupied voxel in their current column (and are not yet in one):
-    remember the voxel's class and the t at which they enter and leave it."""
-    ox, oy, oz = origin
-    X, Y, _ = geom.size
-    vi, vj = (s.i - geom.offset) // geom.r, (s.j - geom.offset) // geom.r
-    in_grid = (s.i >= geom.offset) & (s.j >= geom.offset) & (vi < X) & (vj < Y)
-    check = in_grid & ~s.in_voxel & (t1 - s.t0 > 1e-9)
-    if not check.any():
-        return
-    rows = np.flatnonzero(check)
-    vi, vj = vi[rows], vj[rows]
-    d, inv, t0, t_end = s.d[rows], s.inv[rows], s.t0[rows], t1[rows]
-    z_a, z_b = oz + t0 * d[:, 2], oz + t_end * d[:, 2]
-    hits = voxels.bits[vi, vj] & _level_bits(np.minimum(z_a, z_b), np.maximum(z_a, z_b), geom)
-    found = hits != 0
-    if not found.any():
-        return
-    rows, vi, vj, d, inv, t0, hits = (a[found] for a in (rows, vi, vj, d, inv, t0, hits))
-    # The first level met: the lowest set bit going up, the highest going down.
-    lowest = np.log2((hits & -hits).astype(np.float64)).astype(np.int64)
-    highest = np.floor(np.log2(hits.astype(np.float64))).astype(np.int64)
-    level = np.where(d[:, 2] > 0, lowest, highest)
-    t_low = (geom.z0 + level * geom.dz - oz) * inv[:, 2]
-    t_high = (geom.z0 + (level + 1) * geom.dz - oz) * inv[:, 2]
-    forward = s.forward[rows]
-    exit_planes = (
-        geom.offset + (vi + forward[:, 0]) * geom.r,
-        geom.offset + (vj + forward[:, 1]) * geom.r,
-    )
-    exit_i = _plane_t(exit_planes[0], ox, inv[:, 0], raster.half, raster.cell)
-    exit_j = _plane_t(exit_planes[1], oy, inv[:, 1], raster.half, raster.cell)
-    s.in_voxel[rows] = True
-    s.t_in[rows] = np.maximum(t0, np.minimum(t_low, t_high))
-    s.t_out[rows] = np.minimum.reduce([np.maximum(t_low, t_high), exit_i, exit_j])
-    s.voxel_class[rows] = voxels.semantics[vi, vj, level]

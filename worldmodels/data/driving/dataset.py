@@ -42,14 +42,9 @@ from einops import rearrange
 from torch.utils.data import Dataset
 
 from worldmodels.data.driving.config import Preset, get_preset
-from worldmodels.data.driving.generate import (
-    RANGE_UNIT,
-    dataset_root,
-    ensure_dataset,
-    load_manifest,
-    read_shard,
-)
+from worldmodels.data.driving.generate import RANGE_UNIT
 from worldmodels.data.driving.lidar import NO_RETURN
+from worldmodels.data.driving.store import dataset_root, ensure_dataset, load_manifest, read_shard
 
 SPLITS = ("train", "val", "heldout")
 LIDAR_KEYS = ("lidar_range", "lidar_range_clean", "lidar_label")

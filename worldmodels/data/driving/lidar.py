@@ -9,16 +9,9 @@ from dataclasses import dataclass
 import numpy as np
 from einops import rearrange
 
-from worldmodels.data.driving.caster import (
-    NO_RETURN,
-    CastResult,
-    _GridGeometry,
-    _level_bits,
-    _plane_t,
-    _prepare,
-    cast_rays,
-)
+from worldmodels.data.driving.caster import NO_RETURN, CastResult, cast_rays
 from worldmodels.data.driving.config import LidarConfig, Preset
+from worldmodels.data.driving.rays import GridGeometry, level_bits, plane_t, prepare
 from worldmodels.data.driving.scene import EgoRaster
 from worldmodels.data.driving.voxels import Voxels
 
@@ -32,9 +25,9 @@ def visibility(voxels: Voxels, preset: Preset, origin, dirs, t_hit) -> np.ndarra
     grid = preset.grid
     X, Y, Z = grid.size
     keep = np.isfinite(t_hit)
-    d, inv, forward = _prepare(np.asarray(dirs)[keep])
+    d, inv, forward = prepare(np.asarray(dirs)[keep])
     t_stop = np.asarray(t_hit)[keep]
-    geom = _GridGeometry(0, 1, grid.size, grid.z_range[0], grid.voxel_z)
+    geom = GridGeometry(0, 1, grid.size, grid.z_range[0], grid.voxel_z)
     hx, size = grid.half_extent[0], grid.voxel_xy
     ox, oy, oz = (float(v) for v in origin)
     i = np.full(len(d), int((ox + hx) // size))
@@ -43,12 +36,12 @@ def visibility(voxels: Voxels, preset: Preset, origin, dirs, t_hit) -> np.ndarra
     bits = np.zeros((X, Y), dtype=np.int64)
     with np.errstate(invalid="ignore"):
         while len(d):
-            t_i = _plane_t(i + forward[:, 0], ox, inv[:, 0], hx, size)
-            t_j = _plane_t(j + forward[:, 1], oy, inv[:, 1], hx, size)
+            t_i = plane_t(i + forward[:, 0], ox, inv[:, 0], hx, size)
+            t_j = plane_t(j + forward[:, 1], oy, inv[:, 1], hx, size)
             t1 = np.minimum(np.minimum(t_i, t_j), t_stop)
             z_a, z_b = oz + t0 * d[:, 2], oz + t1 * d[:, 2]
-            level_bits = _level_bits(np.minimum(z_a, z_b), np.maximum(z_a, z_b), geom)
-            np.bitwise_or.at(bits, (i, j), np.where(t1 > t0, level_bits, 0))
+            crossed = level_bits(np.minimum(z_a, z_b), np.maximum(z_a, z_b), geom)
+            np.bitwise_or.at(bits, (i, j), np.where(t1 > t0, crossed, 0))
             across_i = t_i <= t_j
             i = np.where(across_i, i - 1 + 2 * forward[:, 0], i)
             j = np.where(across_i, j, j - 1 + 2 * forward[:, 1])

@@ -36,7 +36,7 @@ import numpy as np
 from einops import rearrange
 from tqdm import tqdm
 
-from worldmodels.data.driving import generate, lidar, scene, voxels
+from worldmodels.data.driving import generate, lidar, scene, store, voxels
 from worldmodels.data.driving.config import PRESETS, Preset, get_preset
 from worldmodels.data.driving.scenarios import get_scenario
 from worldmodels.metrics.occupancy import confusion_matrix, scores_from_confusion
@@ -224,11 +224,11 @@ def summarize(totals: Totals, checks: list[dict]) -> dict:
 def sequences(preset: Preset, split: str, per_scenario: int | None):
     """(scenario, seed, arrays) of every sequence measured."""
     if per_scenario is None:
-        folder = generate.ensure_dataset(preset)
-        manifest = generate.load_manifest(folder)
+        folder = store.ensure_dataset(preset)
+        manifest = store.load_manifest(folder)
         for entry in manifest["sequences"]:
             if entry["split"] == split:
-                yield entry["scenario"], entry["seed"], generate.read_shard(folder / entry["file"])
+                yield entry["scenario"], entry["seed"], store.read_shard(folder / entry["file"])
         return
     data = preset.data
     for name in data.scenarios if split != "heldout" else (data.heldout_scenario,):
@@ -242,7 +242,7 @@ def measure(preset: str | Preset, split: str = "val", per_scenario: int | None =
     preset = get_preset(preset)
     totals, checks = Totals(), []
     rng = np.random.default_rng(0)
-    plan = [s for s in generate.dataset_plan(preset) if s.split == split]
+    plan = [s for s in store.dataset_plan(preset) if s.split == split]
     total = len(plan) if per_scenario is None else None
     start = time.process_time()
     for scenario, seed, seq in tqdm(sequences(preset, split, per_scenario), total=total,
