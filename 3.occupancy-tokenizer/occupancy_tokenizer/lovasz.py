@@ -61,7 +61,7 @@ def lovasz_softmax(
     probs = probs.float().reshape(-1, Q)  # (n, Q)
     labels = labels.reshape(-1).long()  # (n,)
     if ignore is not None:
-        if ignore.shape != labels.shape and ignore.numel() != labels.numel():
+        if ignore.numel() != labels.numel():
             raise ValueError(f"ignore mask has {ignore.numel()} entries, labels {labels.numel()}")
         keep = ~ignore.reshape(-1).bool()  # (n,)
         probs, labels = probs[keep], labels[keep]

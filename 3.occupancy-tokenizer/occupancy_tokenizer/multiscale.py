@@ -95,7 +95,9 @@ class MultiScaleQuantizer(nn.Module):
         self.phis = nn.ModuleList(Phi(dim, phi_ratio) for _ in range(num_phi))
         m = num_phi  # VAR's ticks: linspace(1/(3m), 1 - 1/(3m), m)
         self.register_buffer(
-            "phi_ticks", torch.linspace(1 / (3 * m), 1 - 1 / (3 * m), m), persistent=False
+            "phi_ticks",
+            torch.linspace(1 / (3 * m), 1 - 1 / (3 * m), m, dtype=torch.float64),  # numpy's
+            persistent=False,
         )
 
     @property
