@@ -22,7 +22,7 @@ right; uniform bins give every motion the same error bound, half a bin, so the d
 decoded trajectory has a bound one can state (see `drift_bound`). Motions outside the fitted
 range go to the end bins; their error is then more than half a bin.
 
-Shapes: "..." any leading axes, T time steps (frames), n motions per trajectory.
+Shapes: "..." any leading axes, T time steps (frames), n a count (the motions of a trajectory).
 """
 
 import math

@@ -22,7 +22,7 @@ foreground indicator in that order, with G = |y == c|:
 background among them joined the union). The loss averages lovasz(e^c) over the classes
 present in the labels (Berman's "present" option), so an absent class neither helps nor hurts.
 
-Shapes: "..." any leading axes (voxels), Q semantic classes, n voxels scored.
+Shapes: "..." any leading axes (voxels), Q semantic classes, n a count (the voxels scored).
 """
 
 import torch

@@ -123,15 +123,15 @@ class MultiScaleQuantizer(nn.Module):
     # -- the pieces of one scale ---------------------------------------------------------
 
     def lookup(self, r_BEhw: torch.Tensor) -> torch.Tensor:
-        """Nearest code of each position of r (B, E, s, s) -> ids (B, s, s) int64."""
+        """Nearest code of each position of r (B, E, s_k, s_k) -> ids (B, s_k, s_k) int64."""
         r_NE = rearrange(r_BEhw, "b e h w -> (b h w) e").float()  # (n, E)
         e_KE = self.codebook.weight.detach().float()  # (K, E)
-        if self.using_znorm:  # argmax_j cos(r, e_j)
+        if self.using_znorm:  # argmax_j of the cosine of r and e_j
             score = F.normalize(r_NE, dim=-1) @ F.normalize(e_KE, dim=-1).T  # (n, K)
         else:  # argmin_j ||r - e_j||^2 = argmax_j (2 r.e_j - ||e_j||^2)
             score = 2 * r_NE @ e_KE.T - e_KE.pow(2).sum(-1)  # (n, K)
         B, _, h, w = r_BEhw.shape
-        return rearrange(score.argmax(-1), "(b h w) -> b h w", b=B, h=h)  # (B, s, s)
+        return rearrange(score.argmax(-1), "(b h w) -> b h w", b=B, h=h)  # (B, s_k, s_k)
 
     def down(self, x_BEhw: torch.Tensor, side: int) -> torch.Tensor:
         """Area-average (B, E, h, w) to (B, E, side, side); identity at full size."""
@@ -140,7 +140,7 @@ class MultiScaleQuantizer(nn.Module):
         return F.interpolate(x_BEhw, size=(side, side), mode="area")
 
     def up(self, x_BEhw: torch.Tensor, side: int) -> torch.Tensor:
-        """Upsample (B, E, s, s) to (B, E, side, side) (bicubic or bilinear)."""
+        """Upsample (B, E, s_k, s_k) to (B, E, side, side) (bicubic or bilinear)."""
         if x_BEhw.shape[-1] == side:
             return x_BEhw
         return F.interpolate(x_BEhw, size=(side, side), mode=self.upsample, align_corners=False)
@@ -152,7 +152,7 @@ class MultiScaleQuantizer(nn.Module):
                 f"scale {k} has {self.scales[k]}x{self.scales[k]} ids, "
                 f"got shape {tuple(ids_Bhw.shape)}"
             )
-        codes = rearrange(self.codebook(ids_Bhw), "b h w e -> b e h w")  # (B, E, s, s)
+        codes = rearrange(self.codebook(ids_Bhw), "b h w e -> b e h w")  # (B, E, s_k, s_k)
         return self.phi(k)(self.up(codes, side))  # (B, E, side, side)
 
     def check_latent(self, f_BEhw: torch.Tensor) -> int:
