@@ -26,6 +26,7 @@ from einops import rearrange
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 from video_tokenizer.model import TokenizerConfig, VideoTokenizer
+from video_tokenizer.pretrained import PRETRAINED_DIR
 from video_tokenizer.pretrained import load_tokenizer as load_chapter1_tokenizer
 
 from worldmodels.checkpoint import find_checkpoint
@@ -34,18 +35,17 @@ from worldmodels.data.leakage import novel_clip_mask
 
 CHAPTER_DIR = Path(__file__).resolve().parent.parent
 REPO_ROOT = CHAPTER_DIR.parent
-PRETRAINED_TOKENIZER = REPO_ROOT / "1.video-tokenizer" / "pretrained"
 CACHE_VERSION = 2  # bump when the cache layout or the tokenisation changes
 
 
 def tokenizer_folder(path: str | Path = "") -> Path:
     """The tokenizer folder a config names: "" means chapter 1's committed `pretrained/`."""
-    folder = Path(path).expanduser() if path else PRETRAINED_TOKENIZER
+    folder = Path(path).expanduser() if path else PRETRAINED_DIR
     if not folder.exists():
         raise FileNotFoundError(
             f"tokenizer folder {folder} does not exist: expected a chapter-1 run or a folder "
             "with model.safetensors + config.json (made by `uv run 1.video-tokenizer/"
-            "validate.py RUN --export DIR`)"
+            "validate.py RUN --export=DIR`)"
         )
     return folder
 
