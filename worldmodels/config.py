@@ -24,21 +24,18 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import inspect
 import math
 import re
 import sys
-import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from worldmodels.config_values import ConfigError, check_value, parse_value
+from worldmodels.config_values import describe as _describe
+
 C = TypeVar("C")
-
-
-class ConfigError(ValueError):
-    """A bad preset name, override key or value."""
 
 
 DTYPE_NAMES = ("auto", "float32", "bfloat16", "float16")
@@ -127,86 +124,6 @@ def gpu_run(
         eval_every=eval_every, checkpoint_every=checkpoint_every, num_workers=num_workers,
         compile=True, **changes,
     )  # fmt: skip
-
-
-# ---------------------------------------------------------------------------------------
-# Parsing one value
-
-
-def _parse_bool(text: str) -> bool:
-    lowered = text.strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"expected true/false, got {text!r}")
-
-
-def _describe(tp: Any) -> str:
-    if typing.get_args(tp):  # tuple[int, ...], Literal['a', 'b'], float | None
-        return str(tp).replace("typing.", "")
-    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
-
-
-def parse_value(text: str, tp: Any) -> Any:
-    """Convert command-line text to the annotated type `tp` (raises ValueError when it can't)."""
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if origin in (typing.Union, types.UnionType):  # Optional[X] and X | None
-        if text.strip().lower() in ("none", "null") and type(None) in args:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        if len(inner) != 1:
-            raise ValueError(f"unsupported union type {tp}")
-        return parse_value(text, inner[0])
-    if origin is typing.Literal:
-        for option in args:
-            if str(option) == text:
-                return option
-        raise ValueError(f"expected one of {list(args)}, got {text!r}")
-    if origin in (tuple, list):
-        parts = [p for p in text.replace("(", "").replace(")", "").split(",") if p.strip()]
-        if len(args) == 2 and args[1] is Ellipsis:  # tuple[int, ...]
-            values = [parse_value(p, args[0]) for p in parts]
-        elif origin is list:
-            values = [parse_value(p, args[0] if args else str) for p in parts]
-        else:  # fixed-length tuple[float, float]
-            if len(parts) != len(args):
-                raise ValueError(f"expected {len(args)} comma-separated values, got {text!r}")
-            values = [parse_value(p, a) for p, a in zip(parts, args)]
-        return tuple(values) if origin is tuple else values
-    if tp is bool:
-        return _parse_bool(text)
-    if tp is int:
-        return int(text)
-    if tp is float:
-        return float(text)
-    if tp is str:
-        return text
-    raise ValueError(f"unsupported field type {tp}")
-
-
-def check_value(value: Any, tp: Any) -> bool:
-    """Whether `value` (from JSON or Python) fits the annotated type `tp`."""
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if origin in (typing.Union, types.UnionType):
-        return any(check_value(value, a) for a in args)
-    if tp is type(None):
-        return value is None
-    if origin is typing.Literal:
-        return value in args
-    if origin in (tuple, list):
-        if not isinstance(value, (tuple, list)):
-            return False
-        if origin is tuple and args and args[-1] is not Ellipsis:
-            return len(value) == len(args) and all(check_value(v, a) for v, a in zip(value, args))
-        return all(check_value(v, args[0]) for v in value) if args else True
-    if tp is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if tp is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, tp)
 
 
 # ---------------------------------------------------------------------------------------
@@ -354,96 +271,6 @@ def parse_config(
     return config, preset
 
 
-def _field_notes(cls: type) -> dict[str, str]:
-    """field name -> the comment after it in the class source (`dim: int = 64  # width`)."""
-    try:
-        source = inspect.getsource(cls)
-    except (OSError, TypeError):  # defined in a REPL or by exec: no notes, still works
-        return {}
-    pattern = re.compile(r"^\s+(\w+)\s*:[^#]*#\s*(.*)$")
-    return {m[1]: m[2] for m in map(pattern.match, source.splitlines()) if m}
-
-
-def command_help(cls: type, positional: str | None = None) -> str:
-    """--help of a command: its docstring, then one line per option (type, default, note)."""
-    hints = typing.get_type_hints(cls)
-    notes = _field_notes(cls)
-    rows = [
-        (f"{f.name} (positional words)" if f.name == positional else f"--{f.name}", f)
-        for f in dataclasses.fields(cls)
-    ]
-    width = max(len(name) for name, _ in rows)
-    lines = [inspect.cleandoc(cls.__doc__ or cls.__name__), "", "options (--key=value):"]
-    for name, f in rows:
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        note = f"  {notes[f.name]}" if f.name in notes else ""
-        lines.append(f"  {name:<{width}} {_describe(hints[f.name])} = {default!r}{note}")
-    return "\n".join(lines)
-
-
-def parse_command(
-    cls: type[C], argv: Sequence[str] | None = None, positional: str | None = None
-) -> C:
-    """Options of a command that is not a training run (validate.py, benchmark.py).
-
-    `cls` is a flat dataclass of options with defaults; `--key=value` sets a field (typed as
-    in `override`), a bare `--flag` sets a bool field to true, and words without `--` fill the
-    field named `positional` (a tuple collects them all, any other type takes exactly one).
-    `-h`/`--help` prints `command_help` and exits.
-    """
-    argv = sys.argv[1:] if argv is None else argv
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    values: dict[str, Any] = {}
-    words: list[str] = []
-    for word in argv:
-        if word in ("-h", "--help"):
-            print(command_help(cls, positional))
-            raise SystemExit(0)
-        if not word.startswith("--"):
-            words.append(word)
-            continue
-        key, has_value, text = word[2:].partition("=")
-        if key not in names or key == positional:
-            close = difflib.get_close_matches(key, [n for n in names if n != positional], n=3)
-            hint = f" Did you mean {', '.join('--' + c for c in close)}?" if close else ""
-            raise ConfigError(f"unknown option --{key}.{hint} Run with --help to list them.")
-        tp = hints[key]
-        if not has_value and tp is not bool:
-            raise ConfigError(f"--{key} needs a value: --{key}=<{_describe(tp)}>")
-        try:
-            values[key] = parse_value(text if has_value else "true", tp)
-        except ValueError as err:
-            raise ConfigError(f"--{key} expects {_describe(tp)}, got {text!r} ({err})") from None
-    if words:
-        if positional is None:
-            raise ConfigError(
-                f"unexpected argument {words[0]!r}: this command takes only --key=value options"
-            )
-        tp = hints[positional]
-        if len(words) > 1 and typing.get_origin(tp) not in (tuple, list):
-            raise ConfigError(f"expected at most one {positional}, got {words}")
-        try:  # each word parsed as the element type: tuple[str, ...] -> str, str -> str
-            parsed = [parse_value(w, _element_type(tp)) for w in words]
-        except ValueError as err:
-            raise ConfigError(f"{positional} expects {_describe(tp)}: {err}") from None
-        values[positional] = _collect(tp, parsed)
-    return cls(**values)
-
-
-def _element_type(tp: Any) -> Any:
-    """The type of one positional word: X of tuple[X, ...] / list[X], else tp itself."""
-    if typing.get_origin(tp) in (tuple, list):
-        return (typing.get_args(tp) or (str,))[0]
-    return tp
-
-
-def _collect(tp: Any, parsed: list[Any]) -> Any:
-    """Positional words as the field's type: a tuple, a list, or the one value."""
-    origin = typing.get_origin(tp)
-    return tuple(parsed) if origin is tuple else parsed if origin is list else parsed[0]
-
-
 # ---------------------------------------------------------------------------------------
 # To and from JSON
 
@@ -470,3 +297,7 @@ def from_dict(cls: type[C], data: Mapping[str, Any]) -> C:
             raise ConfigError(f"{cls.__name__}.{name} expects {_describe(tp)}, got {value!r}")
         values[name] = tuple(value) if typing.get_origin(tp) is tuple else value
     return cls(**values)
+
+
+# Commands other than training read their options with the same parsing (commands.py).
+from worldmodels.commands import command_help, parse_command  # noqa: E402, F401
