@@ -17,13 +17,14 @@ from torch import nn
 from video_tokenizer.model import VideoTokenizer
 
 from dynamics_model.ar import ARDynamics
+from dynamics_model.compressed_tokens import CompressedTokenClips
 from dynamics_model.config import Config
 from dynamics_model.evaluate import DynamicsEvaluator
 from dynamics_model.evaluate_compressed import CompressedEvaluator
 from dynamics_model.evaluate_lam import LatentActionEvaluator
 from dynamics_model.lam import LatentActionModel
 from dynamics_model.maskgit import MaskGITDynamics
-from dynamics_model.tokens import CompressedTokenClips, TokenClips
+from dynamics_model.tokens import TokenClips
 from worldmodels.checkpoint import load_model
 
 # kind -> (model class, the config section that sizes it)

@@ -15,12 +15,12 @@ import torch
 from video_tokenizer.model import VideoTokenizer
 
 from dynamics_model.ar import ARDynamics
+from dynamics_model.compressed_tokens import CompressedTokenClips
 from dynamics_model.config import Config
 from dynamics_model.evaluate import per_horizon
 from dynamics_model.figures import save_rollout_strip
 from dynamics_model.rollout import rollout_model
 from dynamics_model.scoring import add_interval, clip_teacher_forced, nats_to_bits
-from dynamics_model.tokens import CompressedTokenClips
 from worldmodels.data.subsets import fixed_subset, stack_items
 from worldmodels.metrics import psnr
 from worldmodels.metrics.tokens import unigram_log_probs

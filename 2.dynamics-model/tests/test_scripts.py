@@ -104,7 +104,7 @@ def test_random_future_actions_keep_context_and_game_sets():
     actions = torch.zeros(2, 6, dtype=torch.long)
     games = torch.tensor([0, 1])
     sets = {0: torch.tensor([3, 4]), 1: torch.tensor([7])}
-    shuffled = random_future_actions(actions, games, sets, P=3)
+    shuffled = random_future_actions(actions, games, sets, past=3)
     assert torch.equal(shuffled[:, :2], actions[:, :2])  # actions between context frames
     assert set(shuffled[0, 2:].tolist()) <= {3, 4} and shuffled[1, 2:].tolist() == [7] * 4
 
@@ -212,7 +212,7 @@ def compressed_world(world):
 
 
 def test_compressed_clips_are_whole_clips_tokenised_at_once(compressed_world):
-    from dynamics_model.tokens import CompressedTokenClips
+    from dynamics_model.compressed_tokens import CompressedTokenClips
 
     tokenizer_dir, data = compressed_world
     clips = CompressedTokenClips("val", 5, tokenizer_dir, "tiny", with_frames=True, root=data)
