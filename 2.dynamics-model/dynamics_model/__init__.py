@@ -1,6 +1,7 @@
 """Chapter 2: action-conditioned dynamics on tokens (Genie's LAM and MaskGIT, an AR GPT)."""
 
-from dynamics_model.ar import ARConfig, ARDynamics, KVCache
+from dynamics_model.ar import ARConfig, ARDynamics
+from dynamics_model.kv_cache import KVCache
 from dynamics_model.lam import LatentActionConfig, LatentActionModel
 from dynamics_model.maskgit import (
     DecodeTrace,
