@@ -84,6 +84,19 @@ def test_a_3_second_trajectory_from_tokens_drifts_within_its_bound():
     assert bound < 2.5 and drift < 1.0  # measured 0.94 m after 3 s (bound 2.30 m)
 
 
+def test_the_drift_bound_is_nearly_reached_when_every_heading_error_is_half_a_bin():
+    tokenizer, _ = fitted()
+    (w_dx, w_dy, w_yaw), low = tokenizer.bin_width, tokenizer.low
+    # dx, dy at bin centres (no error of their own), dyaw just above a bin's lower edge: each
+    # step turns half a bin too far, and the errors add up along 6 steps of 12 m
+    step = torch.tensor([low[0] + 25.5 * w_dx, low[1] + 8.5 * w_dy, low[2] + 20.001 * w_yaw])
+    motions = step.expand(6, 3).clone()
+    true = integrate(motions)
+    drift = (tokenizer.integrate(tokenizer.encode(motions))[-1, :2] - true[-1, :2]).norm()
+    bound = tokenizer.drift_bound(motions)
+    assert 0.5 * bound < drift <= bound, (drift, bound)  # measured 1.67 m, bound 3.13 m
+
+
 def test_serialised_tokenizer_encodes_alike():
     tokenizer, train = fitted()
     again = EgoMotionTokenizer.from_dict(tokenizer.to_dict())

@@ -81,3 +81,14 @@ def test_reconstruction_loss_is_occworlds_weighted_sum():
     lovasz = lovasz_softmax(logits.softmax(-1), grid)
     torch.testing.assert_close(loss, 10 * ce + lovasz + 0.5)
     torch.testing.assert_close(metrics["ce"], ce)
+
+
+def test_reconstruction_loss_leaves_ignored_voxels_out_of_both_terms():
+    g = torch.Generator().manual_seed(4)
+    logits = torch.randn(2, 3, 3, 2, 18, generator=g)
+    grid = torch.randint(0, 18, (2, 3, 3, 2), generator=g)
+    ignore = torch.rand(2, 3, 3, 2, generator=g) < 0.4  # e.g. ~visibility
+    aux = torch.tensor(0.0)
+    masked, _ = reconstruction_loss(logits, grid, aux, ignore=ignore)
+    kept, _ = reconstruction_loss(logits[~ignore], grid[~ignore], aux)
+    torch.testing.assert_close(masked, kept)

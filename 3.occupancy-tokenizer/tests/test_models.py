@@ -50,6 +50,29 @@ def test_scene_tokenizer_shapes(quantizer):
     assert decoded.shape == grid.shape and torch.equal(decoded, logits.argmax(-1))
 
 
+def gradless(model, loss) -> list[str]:
+    """Names of the parameters that one backward pass leaves without any gradient."""
+    loss.backward()
+    return [n for n, p in model.named_parameters() if p.grad is None or not p.grad.any()]
+
+
+@pytest.mark.parametrize("quantizer", ["vq", "fsq", "multiscale"])
+def test_every_parameter_of_the_scene_tokenizer_gets_a_gradient(quantizer):
+    torch.manual_seed(0)
+    model = SceneTokenizer(SceneTokenizerConfig(quantizer=quantizer, **TINY_SCENE))
+    grid = scenes(2)
+    out = model(grid)
+    assert gradless(model, reconstruction_loss(out.logits, grid, out.aux_loss)[0]) == []
+
+
+def test_every_parameter_of_the_4d_tokenizer_gets_a_gradient():
+    torch.manual_seed(0)
+    model = FourDTokenizer(FourDTokenizerConfig(**TINY_4D))
+    clips = torch.stack([scenes(4, X=8, seed=s) for s in range(2)])
+    out = model(clips)
+    assert gradless(model, reconstruction_loss(out.logits, clips, out.aux_loss)[0]) == []
+
+
 @pytest.mark.parametrize("quantizer", ["vq", "multiscale"])
 def test_scene_tokenizer_learns_a_tiny_grid(quantizer):
     torch.manual_seed(0)

@@ -122,6 +122,12 @@ def test_loss_is_vars_and_the_gradient_is_straight_through():
     torch.testing.assert_close(loss, expected)
     codes.sum().backward()  # straight-through: d codes / d f = identity
     torch.testing.assert_close(f.grad, torch.ones_like(f))
+    # beta weighs the term that moves f (the encoder):
+    # d loss / d f = beta * mean_k 2 (f - f_hat_k) / N
+    f.grad = None
+    q(f).aux_loss.backward()
+    expected_grad = beta * (2 * (f.detach() - f_hats.detach()) / f.numel()).mean(0)
+    torch.testing.assert_close(f.grad, expected_grad)
 
 
 def test_cosine_lookup_picks_the_nearest_direction_l2_the_nearest_point():
@@ -130,8 +136,9 @@ def test_cosine_lookup_picks_the_nearest_direction_l2_the_nearest_point():
         q.codebook.weight[:] = torch.tensor([0.0, 0, 0, -1])  # far in L2, orthogonal in cos
         q.codebook.weight[0] = torch.tensor([1.0, 0, 0, 0])  # short, along x
         q.codebook.weight[1] = torch.tensor([0.0, 10, 0, 0])  # long, along y
+        q.codebook.weight[2] = torch.tensor([30.0, -5, 0, 0])  # longest: wins a plain dot
     f = torch.zeros(1, 4, 8, 8)
-    f[:, 0], f[:, 1] = 0.5, 0.6  # |f - e0| = 0.78 < |f - e1| = 9.4; cos 0.64 < 0.77
+    f[:, 0], f[:, 1] = 0.5, 0.6  # |f - e0| = 0.78 < |f - e1| = 9.4; cos: 0.64, 0.77, 0.51
     assert (q.encode_scales(f)[0][0] == 0).all()
     q.using_znorm = True
     assert (q.encode_scales(f)[0][0] == 1).all()
