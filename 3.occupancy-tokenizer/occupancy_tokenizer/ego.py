@@ -97,7 +97,7 @@ class EgoMotionTokenizer:
         tail = (1 - coverage) / 2
         low = torch.quantile(flat, tail, dim=0)  # (3,)
         high = torch.quantile(flat, 1 - tail, dim=0)
-        pad = 1e-6 * torch.maximum(high - low, torch.ones(3, dtype=flat.dtype))
+        pad = 1e-6 * (high - low).clamp(min=1.0)  # keeps low < high for a constant
         return cls(tuple((low - pad).tolist()), tuple((high + pad).tolist()), bins)
 
     @property
@@ -152,7 +152,8 @@ class EgoMotionTokenizer:
         w_dx, w_dy, w_yaw = self.bin_width
         n = motions.shape[-2]
         step = motions[..., :2].double().norm(dim=-1)  # (..., n): |d_t|
-        yaw_error = torch.arange(n, dtype=torch.float64) * w_yaw / 2  # (n,): (t-1) w_yaw / 2
+        t = torch.arange(n, dtype=torch.float64, device=motions.device)  # (n,): steps before
+        yaw_error = t * w_yaw / 2  # (n,): (t-1) w_yaw / 2 for 1-based t
         own = math.hypot(w_dx, w_dy) / 2
         return (own + step * yaw_error).sum(-1).float()  # (...)
 

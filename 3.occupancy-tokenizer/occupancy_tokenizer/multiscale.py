@@ -29,6 +29,14 @@ scale 1, ... (chapter 5): the next-scale prediction VAR is named for.
 - Loss (VAR): the mean over scales of  beta ||sg(f_hat_k) - f||^2 + ||f_hat_k - sg(f)||^2,
   beta = 0.25; the decoder gets f_hat_n with the straight-through gradient of f.
 
+Does the residual shrink? Not always. Each scale subtracts its nearest code whatever it is,
+so a codebook with no code near zero can make |r_k| > |r_{k-1}| (a tiny residual minus a big
+code). If the codebook holds 0 and phi is the identity (r = 0), the last scale cannot grow it
+(0 is a candidate at every position); with nearest upsampling and scales dividing h every
+scale would be an orthogonal projection and could not either; bicubic and a learned phi
+void the proof. The tests check the no-growth property with r = 0 and a zero code, and show
+the counterexample.
+
 Token ids: `Quantized.indices` is the flat concatenation (B, L) over scales, coarse to fine,
 row-major in each scale (L = sum_k s_k^2: the sequence a next-scale transformer reads);
 `split_ids` gives the per-scale list (B, s_k, s_k), `join_ids` the flat tensor back.

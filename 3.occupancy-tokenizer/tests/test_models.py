@@ -158,3 +158,24 @@ def test_models_name_a_bad_grid():
         fourd(torch.zeros(4, 8, 8, 4, dtype=torch.long))
     with pytest.raises(ValueError, match="expected clips"):
         fourd(torch.zeros(1, 3, 8, 8, 4, dtype=torch.long))
+
+
+def test_the_package_exports_the_chapters_pieces():
+    import occupancy_tokenizer  # a real package (an __init__), not a namespace
+
+    assert occupancy_tokenizer.__file__ is not None
+    for name in ("SceneTokenizer", "FourDTokenizer", "MultiScaleQuantizer", "EgoMotionTokenizer"):
+        assert hasattr(occupancy_tokenizer, name)
+
+
+@pytest.mark.parametrize("quantizer", ["vq", "multiscale"])
+def test_scene_tokenizer_runs_under_bf16_autocast(quantizer):
+    torch.manual_seed(0)
+    model = SceneTokenizer(SceneTokenizerConfig(quantizer=quantizer, **TINY_SCENE))
+    grid = scenes(2)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(grid)
+        loss, _ = reconstruction_loss(out.logits, grid, out.aux_loss)
+    assert out.logits.dtype == torch.bfloat16 and out.aux_loss.dtype == torch.float32
+    assert torch.isfinite(loss) and loss.dtype == torch.float32
+    loss.backward()
