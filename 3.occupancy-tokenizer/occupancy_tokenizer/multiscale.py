@@ -5,11 +5,11 @@ A latent f (B, E, h, w) is tokenized n times, coarse to fine, at sides s_1 < ...
 (n scales, say 1, 2, 4, 8, 16), with one shared codebook. Each scale quantizes what the
 coarser scales left unexplained:
 
-    r_0 = f,  f_hat_0 = 0
+    rest_0 = f,  f_hat_0 = 0
     for k = 1..n:
-        ids_k    = nearest code to area_down(r_{k-1}, s_k)              (B, s_k, s_k)
+        ids_k    = nearest code to area_down(rest_{k-1}, s_k)           (B, s_k, s_k)
         c_k      = phi_k( up( codebook[ids_k], h ) )                     (B, E, h, w)
-        f_hat_k  = f_hat_{k-1} + c_k,    r_k = r_{k-1} - c_k            (residual after phi)
+        f_hat_k  = f_hat_{k-1} + c_k,    rest_k = rest_{k-1} - c_k      (residual after phi)
 
 so f_hat_n = sum_k c_k, and a generator can predict scale 1 (one token), then scale 2 given
 scale 1, ... (chapter 5): the next-scale prediction VAR is named for.
@@ -21,17 +21,18 @@ scale 1, ... (chapter 5): the next-scale prediction VAR is named for.
   VAR, `num_phi` = 4 convs are shared by all scales: scale k uses the one whose tick in
   linspace(1/(3 m), 1 - 1/(3 m), m) is nearest (k - 1) / (n - 1) (m = num_phi).
 - Lookup: plain L2, or `using_znorm=True`: cosine similarity, the nearest *direction*,
-  argmax_j  r/|r| . e_j/|e_j|. As in VAR the code then added is the codebook row e_j itself,
+  argmax_j  rest/|rest| . e_j/|e_j|. As in VAR the code then added is the codebook row e_j itself,
   not its unit vector: the residual shrinks scale by scale, and unit-norm codes could not
   follow it down. Cosine lookup is scale-free, so a coarse scale's large residual and a fine
   scale's small one reach the same codes; with L2 the few codes nearest a large coarse
   residual win everything there (the collapse reproductions report at the coarsest scales).
+  The default is L2, VAR's default; the chapter's runs compare the two on codebook usage.
 - Loss (VAR): the mean over scales of  beta ||sg(f_hat_k) - f||^2 + ||f_hat_k - sg(f)||^2,
   beta = 0.25; the decoder gets f_hat_n with the straight-through gradient of f.
 
 Does the residual shrink? Not always. Each scale subtracts its nearest code whatever it is,
-so a codebook with no code near zero can make |r_k| > |r_{k-1}| (a tiny residual minus a big
-code). If the codebook holds 0 and phi is the identity (r = 0), the last scale cannot grow it
+so a codebook with no code near zero can make |rest_k| > |rest_{k-1}| (a tiny residual minus a
+big code). If the codebook holds 0 and phi is the identity (r = 0), the last scale cannot grow it
 (0 is a candidate at every position); with nearest upsampling and scales dividing h every
 scale would be an orthogonal projection and could not either; bicubic and a learned phi
 void the proof. The tests check the no-growth property with r = 0 and a zero code, and show
@@ -39,7 +40,8 @@ the counterexample.
 
 Token ids: `Quantized.indices` is the flat concatenation (B, L) over scales, coarse to fine,
 row-major in each scale (L = sum_k s_k^2: the sequence a next-scale transformer reads);
-`split_ids` gives the per-scale list (B, s_k, s_k), `join_ids` the flat tensor back.
+`split_ids` gives the per-scale list ids_per_scale [(B, s_k, s_k)], `join_ids` the flat
+tensor back, `indices_to_codes` (the Quantizer protocol's) f_hat from the flat ids.
 `Quantized.codes` is f_hat (B, E, h, w), channels first, as the 3x3 convs of phi want it.
 
 Shapes: B batch, E code dims, K codebook size, h, w token-grid height and width, L flattened
@@ -183,12 +185,12 @@ class MultiScaleQuantizer(nn.Module):
         sum_k c_k is f_hat; c_k carries gradients to the codebook and phi, none to f.
         """
         side = self.check_latent(f_BEhw)
-        rest = f_BEhw.detach().float()  # r_0 = f (B, E, h, w)
+        rest = f_BEhw.detach().float()  # rest_0 = f (B, E, h, w)
         ids_per_scale, contributions = [], []
         for k, s in enumerate(self.scales):
             ids_k = self.lookup(self.down(rest, s))  # (B, s_k, s_k)
             c_k = self.contribution(ids_k, k, side)  # (B, E, h, w)
-            rest = rest - c_k.detach()  # r_k = r_{k-1} - c_k
+            rest = rest - c_k.detach()  # rest_k = rest_{k-1} - c_k
             ids_per_scale.append(ids_k)
             contributions.append(c_k)
         return ids_per_scale, contributions
@@ -243,6 +245,10 @@ class MultiScaleQuantizer(nn.Module):
         for k, ids_k in enumerate(ids_per_scale):
             f_hat = self.add_scale(f_hat, ids_k, k)  # (B, E, h, w)
         return f_hat
+
+    def indices_to_codes(self, ids_BL: torch.Tensor) -> torch.Tensor:
+        """Flat ids (B, L) -> f_hat (B, E, h, w): the Quantizer protocol's decoding step."""
+        return self.ids_to_latent(self.split_ids(ids_BL))
 
     def teacher_forcing_input(self, ids_per_scale: list[torch.Tensor]) -> list[torch.Tensor]:
         """Inputs of scales 2..n [(B, E, s_k, s_k)]: f_hat through scale k-1, at scale k's size.

@@ -81,6 +81,7 @@ class SceneTokenizerConfig:
         width = self.channels * self.channel_mults[-1]
         require(self, "heads", width % self.heads == 0, f"a divisor of the last width {width}")
         require(self, "vq_beta", self.vq_beta >= 0, ">= 0")
+        require(self, "multiscale_beta", self.multiscale_beta >= 0, ">= 0")
         require(self, "fsq_levels", len(self.fsq_levels) >= 1 and min(self.fsq_levels) >= 2,
                 "a non-empty tuple of integers >= 2")  # fmt: skip
         require(self, "phi_ratio", 0 <= self.phi_ratio <= 1, "in [0, 1]")
@@ -222,7 +223,7 @@ class SceneTokenizer(nn.Module):
     def codes_from_ids(self, indices: torch.Tensor) -> torch.Tensor:
         """Token ids (B, h, w) (multiscale: (B, L)) -> codes (B, E, h, w)."""
         if isinstance(self.quantizer, MultiScaleQuantizer):
-            return self.quantizer.ids_to_latent(self.quantizer.split_ids(indices))
+            return self.quantizer.indices_to_codes(indices)  # (B, E, h, w) already
         codes = self.quantizer.indices_to_codes(indices)  # (B, h, w, E)
         return rearrange(codes, "b h w e -> b e h w")
 

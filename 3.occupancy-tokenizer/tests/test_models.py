@@ -135,6 +135,7 @@ def test_the_debug_sizes_run_on_a_cpu():
         (lambda: SceneTokenizerConfig(codebook_size=0), "codebook_size"),
         (lambda: SceneTokenizerConfig(phi_ratio=1.5), "phi_ratio"),
         (lambda: SceneTokenizerConfig(upsample="nearest"), "upsample"),
+        (lambda: SceneTokenizerConfig(multiscale_beta=-1.0), "multiscale_beta"),
         (lambda: FourDTokenizerConfig(temporal_compression=3), "temporal_compression"),
         (lambda: FourDTokenizerConfig(frames=6), "frames"),
         (lambda: FourDTokenizerConfig(grid=(30, 32, 8)), "grid"),

@@ -40,6 +40,7 @@ def test_ids_to_latent_inverts_latent_to_ids():
     codes, ids_BL, _ = q(f)
     ids_per_scale = q.split_ids(ids_BL)
     torch.testing.assert_close(q.ids_to_latent(ids_per_scale), codes)
+    torch.testing.assert_close(q.indices_to_codes(ids_BL), codes)  # the Quantizer protocol
     assert torch.equal(q.join_ids(ids_per_scale), ids_BL)
     assert all(torch.equal(a, b) for a, b in zip(ids_per_scale, q.encode_scales(f)[0]))
     # row-major within a scale: scale 3 (side 4) starts after 1 + 4 + 9 ids
@@ -59,7 +60,7 @@ def test_residual_norm_never_grows_from_one_scale_to_the_next(upsample):
         _, contributions = q.encode_scales(f)
         rest, norms = f.clone(), [f.norm()]
         for c in contributions:
-            rest = rest - c  # r_k = r_{k-1} - c_k
+            rest = rest - c  # rest_k = rest_{k-1} - c_k
             norms.append(rest.norm())
         assert all(b <= a + 1e-5 for a, b in zip(norms, norms[1:])), norms
         assert norms[-1] < 0.7 * norms[0]
