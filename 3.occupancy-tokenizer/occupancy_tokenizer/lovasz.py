@@ -29,14 +29,14 @@ import torch
 
 
 def lovasz_grad(fg_sorted: torch.Tensor) -> torch.Tensor:
-    """g (n, Q): the Jaccard loss's increments for foreground indicators (n, Q) sorted by
-    descending error, one column per class."""
-    G = fg_sorted.sum(dim=0)  # (Q,): |y == c|
-    intersection = G - fg_sorted.cumsum(dim=0)  # (n, Q): G - sum_{j<=i} fg_(j)
-    union = G + (1 - fg_sorted).cumsum(dim=0)  # (n, Q): G + sum_{j<=i} (1 - fg_(j)), >= 1
-    jaccard = 1 - intersection / union  # (n, Q): Delta_J({1..i})
+    """g (Q, n): the Jaccard loss's increments for foreground indicators (Q, n), each row (one
+    class) sorted by descending error."""
+    G = fg_sorted.sum(dim=-1, keepdim=True)  # (Q, 1): |y == c|
+    intersection = G - fg_sorted.cumsum(dim=-1)  # (Q, n): G - sum_{j<=i} fg_(j)
+    union = G + (1 - fg_sorted).cumsum(dim=-1)  # (Q, n): G + sum_{j<=i} (1 - fg_(j)), >= 1
+    jaccard = 1 - intersection / union  # (Q, n): Delta_J({1..i})
     # g_1 = Delta_J({1}) - Delta_J({}) = Delta_J({1}); g_i = Delta_J({1..i}) - Delta_J({1..i-1})
-    return torch.cat([jaccard[:1], jaccard[1:] - jaccard[:-1]], dim=0)  # (n, Q)
+    return torch.cat([jaccard[..., :1], jaccard[..., 1:] - jaccard[..., :-1]], dim=-1)
 
 
 def lovasz_softmax(
@@ -69,11 +69,13 @@ def lovasz_softmax(
         return probs.sum() * 0.0
     if int(labels.min()) < 0 or int(labels.max()) >= Q:
         raise ValueError(f"labels must lie in [0, {Q}), found [{labels.min()}, {labels.max()}]")
-    fg = torch.nn.functional.one_hot(labels, Q).float()  # (n, Q): [y_i == c]
-    errors = (fg - probs).abs()  # (n, Q): e_i^c = |[y_i == c] - p_i(c)|
-    errors_sorted, order = errors.sort(dim=0, descending=True)  # (n, Q), per class
-    fg_sorted = fg.gather(0, order)  # (n, Q): fg in each class's error order
-    grad = lovasz_grad(fg_sorted)  # (n, Q), constant: the permutation carries no gradient
-    per_class = (errors_sorted * grad).sum(dim=0)  # (Q,): sum_i e_(i) g_i
-    present = fg.sum(dim=0) > 0  # (Q,): classes in the labels
-    return per_class[present].mean()
+    # One row per class present in the labels (absent classes are not scored, and skipping
+    # them skips their sort, the costly step): rows are contiguous, so each sort is too.
+    fg = torch.nn.functional.one_hot(labels, Q).T.float()  # (Q, n): [y_i == c]
+    present = fg.sum(dim=-1) > 0  # (Q,)
+    fg, probs = fg[present], probs.T[present]  # (Q', n) each, Q' present classes
+    errors = (fg - probs).abs()  # (Q', n): e_i^c = |[y_i == c] - p_i(c)|
+    errors_sorted, order = errors.sort(dim=-1, descending=True)  # (Q', n), per class
+    fg_sorted = fg.gather(-1, order)  # (Q', n): fg in each class's error order
+    grad = lovasz_grad(fg_sorted)  # (Q', n), constant: the permutation carries no gradient
+    return (errors_sorted * grad).sum(dim=-1).mean()  # mean over classes of sum_i e_(i) g_i

@@ -42,8 +42,8 @@ def test_a_perfect_prediction_costs_zero():
 def test_grad_is_the_increment_of_the_jaccard_loss():
     # fg sorted by error: [1, 0, 1]; G = 2. Delta_J after 1, 2, 3 mistakes:
     # 1 - 1/2, 1 - 1/3, 1 - 0/3 -> increments 1/2, 1/6, 1/3 (they sum to Delta_J(all) = 1)
-    grad = lovasz_grad(torch.tensor([[1.0], [0.0], [1.0]]))
-    torch.testing.assert_close(grad[:, 0], torch.tensor([1 / 2, 1 / 6, 1 / 3]))
+    grad = lovasz_grad(torch.tensor([[1.0, 0.0, 1.0]]))  # (Q = 1, n = 3)
+    torch.testing.assert_close(grad[0], torch.tensor([1 / 2, 1 / 6, 1 / 3]))
 
 
 def test_ignored_voxels_are_left_out():
