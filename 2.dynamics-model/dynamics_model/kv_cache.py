@@ -6,7 +6,7 @@ elements before it do not change when l arrives (the model is causal), so they a
 once and kept: a pass over L new elements computes only their own q, k, v and appends k, v
 here. Chapter 1's `Attention(cache=...)` reads a layer's view (`KVCache.layer(i)`).
 
-Shapes: B batch, G heads, F per-head width, L new elements.
+Shapes: B batch, G heads, F per-head width, L new elements of the sequence.
 """
 
 from __future__ import annotations
