@@ -110,6 +110,8 @@ class MultiScaleQuantizer(nn.Module):
             persistent=False,
         )
 
+    # codebook_size and dim: the Quantizer protocol's members, as chapter 1's VectorQuantizer
+    # has them (the same two properties on purpose: a drop-in quantizer)
     @property
     def codebook_size(self) -> int:
         """K, the number of codes (one codebook for all scales)."""
