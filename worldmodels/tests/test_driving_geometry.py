@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from einops import rearrange
 
-from worldmodels.data.driving import PRESETS, lidar, scene, traffic, voxels, world
+from worldmodels.data.driving import PRESETS, lidar, scene, terrain, traffic, voxels, world
 from worldmodels.data.driving.caster import INSIDE
 from worldmodels.data.driving.stats import solid_at
 from worldmodels.occ3d import CLASS_ID, FREE
@@ -108,6 +108,18 @@ def test_unobserved_columns_are_not_labelled():
     raster.observed[: raster.observed.shape[0] // 2] = False  # nobody saw x < 0
     semantics = voxels.voxelize(raster, DEBUG).semantics
     assert np.all(semantics[:32] == FREE) and np.all(semantics[32:, :, 1] == ROAD)
+
+
+def test_a_bush_grown_into_another_solid_on_uneven_ground_keeps_the_other_solid():
+    relief = terrain.Waves.random(np.random.default_rng(0), 3, (50.0, 100.0), (0.5, 1.0))
+    land = world.WorldMap.empty(np.zeros(2), np.full(2, 10.0), 0.25, relief)
+    i, j = land.box_cells(np.array([5.0, 5.0]), 0.0, 2.0, 2.0)
+    land.put(i, j, MANMADE, 0.0, 3.0)  # follows the relief cell by cell
+    bush_i, bush_j = land.disc_cells(np.array([6.0, 5.0]), 1.5)
+    land.put(bush_i, bush_j, CLASS_ID["vegetation"], 0.0, 1.0, union=True)
+    assert np.all(land.obj_class[i, j] == MANMADE)
+    tops = land.obj_top[i, j] - relief.height(land.cell_centres(i, j))
+    np.testing.assert_allclose(tops, 3.0, atol=1e-5)
 
 
 # ----------------------------------------------------------------------------- LiDAR

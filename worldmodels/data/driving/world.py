@@ -155,9 +155,10 @@ class WorldMap:
         bottom = base + (bottom if bottom > 0 else -terrain.FOOTING)
         top = base + top
         if union:
-            same = self.obj_class[i, j] == cls
-            free = self.obj_class[i, j] == FREE
-            i, j = i[same | free], j[same | free]
+            keep = (self.obj_class[i, j] == cls) | (self.obj_class[i, j] == FREE)
+            i, j = i[keep], j[keep]
+            if np.ndim(bottom):  # per-cell heights follow the cells kept
+                bottom, top = bottom[keep], top[keep]
             self.obj_bottom[i, j] = np.minimum(self.obj_bottom[i, j], bottom)
             self.obj_top[i, j] = np.maximum(self.obj_top[i, j], top)
         else:
