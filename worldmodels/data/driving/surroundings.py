@@ -129,11 +129,11 @@ def build_urban(world: WorldMap, edges: list[Edge], rng) -> None:
         )
         paint_band(world, part, kerb + walk, depth, PAVED, over=(TERRAIN,))
         gardens.append((edge, ~keep, kerb + walk, depth))
+        _construction_site(world, edge, kerb + walk, rng)
         setback = kerb + walk + float(rng.uniform(0.0, 3.0))
         _buildings(world, edge, rng, setback, (3.5, 18.0))
     for garden in gardens:
         _front_gardens(world, *garden, rng)
-    _construction_sites(world, edges, rng)
     plant_open_land(world, rng, density=0.5, tree_share=0.7)
 
 
@@ -167,17 +167,18 @@ def _buildings(world, edge: Edge, rng, setback, heights, share: float = 1.0) -> 
         s += front + float(rng.uniform(0, 8))
 
 
-def _construction_sites(world, edges, rng) -> None:
-    """Now and then a parked construction vehicle with cones, behind an edge."""
-    for edge in edges:
-        if rng.random() > 0.15 or len(edge.point) < 10:
-            continue
-        k = int(rng.integers(len(edge.point)))
-        centre, yaw = _edge_frame(edge, k, float(rng.uniform(6, 10)))
-        if place_box(world, centre, yaw, 6.5, 2.6, CONSTRUCTION, 0.0, 3.2, (TERRAIN,), 1.0):
-            for dx in (-4.5, 4.5):
-                cone = centre + dx * np.array([np.cos(yaw), np.sin(yaw)])
-                place_box(world, cone, yaw, 0.4, 0.4, CONE, 0.0, 0.8, (TERRAIN,))
+def _construction_site(world, edge: Edge, setback: float, rng) -> None:
+    """Now and then (15% of the edges) a parked construction vehicle with a cone at each end,
+    `setback` m or more behind the edge (on open or paved land, before the buildings)."""
+    if rng.random() > 0.15 or len(edge.point) < 10:
+        return
+    k = int(rng.integers(len(edge.point)))
+    centre, yaw = _edge_frame(edge, k, setback + float(rng.uniform(2.5, 6.0)))
+    land = (TERRAIN, PAVED)
+    if place_box(world, centre, yaw, 6.5, 2.6, CONSTRUCTION, 0.0, 3.2, land, 1.0):
+        for dx in (-4.5, 4.5):
+            cone = centre + dx * np.array([np.cos(yaw), np.sin(yaw)])
+            place_box(world, cone, yaw, 0.4, 0.4, CONE, 0.0, 0.8, land)
 
 
 def build_highway(world: WorldMap, edges: list[Edge], rng) -> None:
