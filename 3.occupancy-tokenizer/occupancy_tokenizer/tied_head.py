@@ -25,13 +25,20 @@ class TiedHead(nn.Module):
     """Decoded image (B, Z*C, X, Y) -> class logits (B, X, Y, Z, Q), weights W of `embedding`.
 
     The embedding is held by reference, not copied: a gradient from the logits and a gradient
-    from the input both land in the one `embedding.weight`.
+    from the input both land in the one `embedding.weight`. It is not registered as a
+    submodule, so the model's state_dict names the table once (under its owner, the folding):
+    safetensors refuses to save one tensor under two names.
     """
 
     def __init__(self, embedding: nn.Embedding, levels: int):
         super().__init__()
-        self.embedding = embedding  # shared module: the same Parameter as the input's table
+        object.__setattr__(self, "_tied", embedding)  # plain attribute: not a submodule
         self.levels = levels  # Z
+
+    @property
+    def embedding(self) -> nn.Embedding:
+        """The shared class table: the same Parameter as the input's."""
+        return self._tied
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """(B, Z*C, X, Y) -> logits (B, X, Y, Z, Q)."""

@@ -1,0 +1,167 @@
+"""Chapter 3's run config: one config serves the chapter's three tokenizers, `kind` picks one.
+
+    scene        OccWorld's scene tokenizer: one frame -> h x w tokens (VQ, or FSQ)
+    4d           OccSora's 4D tokenizer: a clip of T frames -> T' x h x w tokens
+    multiscale   the scene tokenizer with VAR's multi-scale residual quantizer (OccTENS)
+
+A preset is a short diff from `debug`. The voxel grid is the driving preset's (`data.preset`):
+the `grid` of each model section is a `derived` field, filled in by `complete_config` and
+refused as an override.
+
+    debug       a 2-core CPU: the driving `debug` preset (64 x 64 x 8), minutes
+    prototype   one GPU: the paper grid 200 x 200 x 16 with OccWorld's 50 x 50 latent
+    paper       OccWorld's and OccSora's published sizes (OccWorld ~14 M parameters)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from occupancy_tokenizer.data import SYNTHETIC_GRID
+from occupancy_tokenizer.fourd import FourDTokenizerConfig
+from occupancy_tokenizer.scene import SceneTokenizerConfig
+from worldmodels.config import RunConfig, at_least, derived, gpu_run, override, require
+from worldmodels.data.driving.config import PRESETS as DRIVING_PRESETS
+
+CHAPTER_DIR = Path(__file__).resolve().parent.parent  # 3.occupancy-tokenizer/
+KINDS = ("scene", "4d", "multiscale")
+GRID_SOURCE = "the driving preset (data.preset)"
+PAPER_GRID = tuple(DRIVING_PRESETS["paper"].grid.size)  # (200, 200, 16), Occ3D's
+PAPER_SCALES = (1, 2, 3, 4, 6, 9, 13, 18, 25, 32, 40, 50)  # VAR-like sides up to 50 x 50
+
+
+@dataclass
+class SceneSection(SceneTokenizerConfig):
+    """The scene tokenizer's sizes (scene.py), its grid taken from the data."""
+
+    grid: tuple[int, int, int] = derived((64, 64, 8), GRID_SOURCE)
+
+
+@dataclass
+class MultiScaleSection(SceneTokenizerConfig):
+    """The scene tokenizer with VAR's multi-scale residual quantizer."""
+
+    grid: tuple[int, int, int] = derived((64, 64, 8), GRID_SOURCE)
+    quantizer: str = "multiscale"
+
+
+@dataclass
+class FourDSection(FourDTokenizerConfig):
+    """OccSora's 4D tokenizer's sizes (fourd.py); `frames` is the clip length it reads."""
+
+    grid: tuple[int, int, int] = derived((64, 64, 8), GRID_SOURCE)
+
+
+@dataclass
+class DataConfig:
+    """Which driving data trains and scores a tokenizer (worldmodels.data.driving)."""
+
+    preset: str = "debug"  # of worldmodels.data.driving: debug | small | paper; or synthetic
+    root: str = ""  # folder of the generated data; "" = <repo>/data/driving
+    eval_frames: int = 64  # frames (4d: clips) scored at each evaluation during training
+    preload: bool = True  # hold every frame in memory (debug: ~160 MB); off for paper grids
+    stride: int = 1  # 4d: frames between the starts of two training clips
+
+    def __post_init__(self):
+        at_least(self, 1, "eval_frames", "stride")
+        ok = self.preset in (*DRIVING_PRESETS, "synthetic")
+        require(self, "preset", ok, f"one of {sorted(DRIVING_PRESETS)} or 'synthetic' (tests)")
+
+
+@dataclass
+class Config:
+    kind: str = "scene"  # "scene" | "4d" | "multiscale": the tokenizer this run trains
+    scene: SceneSection = field(default_factory=SceneSection)
+    fourd: FourDSection = field(default_factory=FourDSection)
+    multiscale: MultiScaleSection = field(default_factory=MultiScaleSection)
+    data: DataConfig = field(default_factory=DataConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    def __post_init__(self):
+        require(self, "kind", self.kind in KINDS, f"one of {KINDS}")
+
+
+SECTIONS = {"scene": "scene", "4d": "fourd", "multiscale": "multiscale"}  # kind -> section
+
+
+def model_config(config: Config):
+    """The section that sizes the run's model."""
+    return getattr(config, SECTIONS[config.kind])
+
+
+def clip_frames(config: Config) -> int:
+    """Frames per training item: 1 for the per-frame tokenizers, fourd.frames for 4d."""
+    return config.fourd.frames if config.kind == "4d" else 1
+
+
+def debug() -> Config:
+    """A 2-core CPU in about 13 minutes: 2.5 M parameters, 64 x 64 x 8 -> 16 x 16 tokens.
+
+    One step of 8 grids took about 1.2 s on one thread of the shared 2-core CPU (a third of
+    it Lovasz-softmax), so 600 steps (2 epochs of the 2,400 training frames) fit in the 15
+    minutes with the evaluations.
+    """
+    return Config(
+        scene=SceneSection(),
+        fourd=FourDSection(frames=8, channels=64, temporal_compression=2, spatial_downsample=4),
+        multiscale=MultiScaleSection(),
+        run=RunConfig(steps=600, batch_size=8, lr=2e-3, warmup_steps=30, log_every=10,
+                      eval_every=200, checkpoint_every=100, grad_clip=35.0),
+    )  # fmt: skip
+
+
+def prototype() -> Config:
+    """One GPU: the paper grid 200 x 200 x 16 with OccWorld's 50 x 50 latent (channel mults
+    (1, 2, 4)), width 64 and OccWorld's 128-dim latent, 512 codes; 4D: 16 frames -> 4."""
+    base = debug()
+    # the multi-scale sides must end at the new latent side, so they change with the grid
+    multiscale = dataclasses.replace(base.multiscale, grid=PAPER_GRID, scales=PAPER_SCALES)
+    base = dataclasses.replace(
+        base,
+        data=dataclasses.replace(base.data, preset="paper"),
+        multiscale=multiscale,
+        scene=dataclasses.replace(base.scene, grid=PAPER_GRID),
+        fourd=dataclasses.replace(base.fourd, grid=PAPER_GRID),
+    )
+    config = override(base, {
+        "data.preload": False, "data.eval_frames": 256,
+        "scene.channels": 64, "scene.latent_dim": 128,
+        "multiscale.channels": 64, "multiscale.latent_dim": 128,
+        "fourd.frames": 16, "fourd.channels": 128, "fourd.temporal_compression": 4,
+        "fourd.spatial_downsample": 8, "fourd.latent_dim": 128,
+    })  # fmt: skip
+    run = gpu_run(steps=20_000, batch_size=16, lr=1e-3, warmup_steps=200, eval_every=2000,
+                  grad_clip=35.0)  # fmt: skip
+    return dataclasses.replace(config, run=run)
+
+
+def paper() -> Config:
+    """OccWorld's tokenizer (2 ResBlocks per level, ~14 M parameters) and OccSora's (32
+    frames -> 4 x 25 x 25 tokens, width 512): the published sizes, on the paper grid."""
+    config = override(prototype(), {
+        "scene.blocks_per_level": 2, "multiscale.blocks_per_level": 2,
+        "fourd.frames": 32, "fourd.channels": 512, "fourd.temporal_compression": 8,
+    })  # fmt: skip
+    run = gpu_run(steps=100_000, batch_size=8, lr=1e-3, warmup_steps=200, eval_every=5000,
+                  grad_clip=35.0, num_workers=8)  # fmt: skip
+    return dataclasses.replace(config, run=run)
+
+
+PRESETS = {"debug": debug, "prototype": prototype, "paper": paper}
+
+
+def data_grid(config: Config) -> tuple[int, int, int]:
+    """(X, Y, Z) of the driving preset's occupancy grid."""
+    if config.data.preset == "synthetic":
+        return SYNTHETIC_GRID
+    return tuple(DRIVING_PRESETS[config.data.preset].grid.size)
+
+
+def complete_config(config: Config) -> Config:
+    """The config with the run's model section's grid set to the data's grid (the sections of
+    the other kinds are left as they are: they build no model in this run)."""
+    section = SECTIONS[config.kind]
+    filled = dataclasses.replace(getattr(config, section), grid=data_grid(config))
+    return dataclasses.replace(config, **{section: filled})

@@ -1,0 +1,44 @@
+"""Train one of chapter 3's occupancy tokenizers on the driving world.
+
+    uv run 3.occupancy-tokenizer/train.py                         # debug scene tokenizer, CPU
+    uv run 3.occupancy-tokenizer/train.py --kind=4d               # OccSora's 4D tokenizer
+    uv run 3.occupancy-tokenizer/train.py --kind=multiscale       # VAR's multi-scale quantizer
+    uv run 3.occupancy-tokenizer/train.py --preset prototype      # one GPU: 200x200x16 -> 50x50
+    uv run torchrun --nproc_per_node=8 3.occupancy-tokenizer/train.py --preset paper
+    uv run 3.occupancy-tokenizer/train.py --steps=300 --scene.quantizer=fsq --resume  # any key
+
+The driving data is generated on first use (`data/driving/<preset>/`). Writes
+`runs/3.occupancy-tokenizer/<kind>-<preset>/`: checkpoints (safetensors), `log.jsonl`,
+`run.json` (config, command, commit, machine) and `samples/` (frames from above: original |
+reconstruction).
+"""
+
+from occupancy_tokenizer.build import LOSSES, build_datasets, build_model, make_evaluator
+from occupancy_tokenizer.config import CHAPTER_DIR, PRESETS, complete_config
+
+from worldmodels.config import format_config, parse_config
+from worldmodels.runtime import setup_runtime
+from worldmodels.trainer import default_out_dir, train_and_report
+
+
+def main(argv=None) -> dict:
+    config, preset = parse_config(PRESETS, argv)
+    config = complete_config(config)  # each model's grid = the driving preset's
+    runtime = setup_runtime(config.run.device, config.run.dtype, config.run.seed)
+    out_dir = default_out_dir(CHAPTER_DIR, f"{config.kind}-{preset}", config.run)
+    if runtime.is_main:
+        print(
+            f"{config.kind}, preset {preset} on {runtime.device} ({runtime.dtype}), "
+            f"writing to {out_dir}"
+        )
+        print(format_config(config))
+
+    datasets = build_datasets(config)
+    model = build_model(config)
+    evaluator = make_evaluator(config, datasets, out_dir=out_dir) if runtime.is_main else None
+    return train_and_report(model, LOSSES[config.kind], datasets, config, runtime, out_dir,
+                            evaluator)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
