@@ -14,15 +14,15 @@ reconstruction).
 """
 
 from occupancy_tokenizer.build import LOSSES, build_datasets, build_model, make_evaluator
-from occupancy_tokenizer.config import CHAPTER_DIR, PRESETS, complete_config
+from occupancy_tokenizer.config import CHAPTER_DIR, complete_config, parse_run
 
-from worldmodels.config import format_config, parse_config
+from worldmodels.config import format_config
 from worldmodels.runtime import setup_runtime
 from worldmodels.trainer import default_out_dir, train_and_report
 
 
 def main(argv=None) -> dict:
-    config, preset = parse_config(PRESETS, argv)
+    config, preset = parse_run(argv)  # --data.preset first: the grid the sizes are checked on
     config = complete_config(config)  # each model's grid = the driving preset's
     runtime = setup_runtime(config.run.device, config.run.dtype, config.run.seed)
     out_dir = default_out_dir(CHAPTER_DIR, f"{config.kind}-{preset}", config.run)

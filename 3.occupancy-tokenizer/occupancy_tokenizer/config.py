@@ -16,19 +16,28 @@ refused as an override.
 from __future__ import annotations
 
 import dataclasses
+import sys
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from occupancy_tokenizer.data import SYNTHETIC_GRID
 from occupancy_tokenizer.fourd import FourDTokenizerConfig
 from occupancy_tokenizer.scene import SceneTokenizerConfig
-from worldmodels.config import RunConfig, at_least, derived, gpu_run, override, require
+from worldmodels.config import (
+    RunConfig,
+    at_least,
+    derived,
+    gpu_run,
+    override,
+    parse_config,
+    require,
+)
 from worldmodels.data.driving.config import PRESETS as DRIVING_PRESETS
 
 CHAPTER_DIR = Path(__file__).resolve().parent.parent  # 3.occupancy-tokenizer/
 KINDS = ("scene", "4d", "multiscale")
 GRID_SOURCE = "the driving preset (data.preset)"
-PAPER_GRID = tuple(DRIVING_PRESETS["paper"].grid.size)  # (200, 200, 16), Occ3D's
 PAPER_SCALES = (1, 2, 3, 4, 6, 9, 13, 18, 25, 32, 40, 50)  # VAR-like sides up to 50 x 50
 
 
@@ -115,20 +124,12 @@ def debug() -> Config:
 def prototype() -> Config:
     """One GPU: the paper grid 200 x 200 x 16 with OccWorld's 50 x 50 latent (channel mults
     (1, 2, 4)), width 64 and OccWorld's 128-dim latent, 512 codes; 4D: 16 frames -> 4."""
-    base = debug()
-    # the multi-scale sides must end at the new latent side, so they change with the grid
-    multiscale = dataclasses.replace(base.multiscale, grid=PAPER_GRID, scales=PAPER_SCALES)
-    base = dataclasses.replace(
-        base,
-        data=dataclasses.replace(base.data, preset="paper"),
-        multiscale=multiscale,
-        scene=dataclasses.replace(base.scene, grid=PAPER_GRID),
-        fourd=dataclasses.replace(base.fourd, grid=PAPER_GRID),
-    )
+    base = on_data(debug(), "paper")
     config = override(base, {
         "data.preload": False, "data.eval_frames": 256,
         "scene.channels": 64, "scene.latent_dim": 128,
         "multiscale.channels": 64, "multiscale.latent_dim": 128,
+        "multiscale.scales": PAPER_SCALES,
         "fourd.frames": 16, "fourd.channels": 128, "fourd.temporal_compression": 4,
         "fourd.spatial_downsample": 8, "fourd.latent_dim": 128,
     })  # fmt: skip
@@ -157,6 +158,36 @@ def data_grid(config: Config) -> tuple[int, int, int]:
     if config.data.preset == "synthetic":
         return SYNTHETIC_GRID
     return tuple(DRIVING_PRESETS[config.data.preset].grid.size)
+
+
+def on_data(config: Config, preset: str) -> Config:
+    """The config on another data preset: data.preset and every section's grid set to it;
+    multi-scale sides beyond the new latent side dropped and the side itself made the last."""
+    grid = SYNTHETIC_GRID if preset == "synthetic" else tuple(DRIVING_PRESETS[preset].grid.size)
+    side = grid[0] // config.multiscale.downsample
+    scales = tuple(s for s in config.multiscale.scales if s < side) + (side,)
+    return dataclasses.replace(
+        config,
+        data=dataclasses.replace(config.data, preset=preset),
+        scene=dataclasses.replace(config.scene, grid=grid),
+        multiscale=dataclasses.replace(config.multiscale, grid=grid, scales=scales),
+        fourd=dataclasses.replace(config.fourd, grid=grid),
+    )
+
+
+def parse_run(argv=None) -> tuple[Config, str]:
+    """`parse_config` over PRESETS, with a `--data.preset=NAME` applied first (`on_data`), so
+    that every other key is checked against that preset's grid (e.g. multi-scale sides)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    data = [w.split("=", 1)[1] for w in argv if w.startswith("--data.preset=")]
+    presets = PRESETS
+    if data and (data[-1] in DRIVING_PRESETS or data[-1] == "synthetic"):
+        presets = {name: partial(_preset_on, make, data[-1]) for name, make in PRESETS.items()}
+    return parse_config(presets, argv)
+
+
+def _preset_on(make, preset: str) -> Config:
+    return on_data(make(), preset)
 
 
 def complete_config(config: Config) -> Config:

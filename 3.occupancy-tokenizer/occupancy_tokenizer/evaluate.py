@@ -105,14 +105,14 @@ class OccupancyEvaluator:
     intervals, per-class IoU and per-scale scores (validate.py)."""
 
     def __init__(self, config, datasets: dict, out_dir: Path | None = None,
-                 frames: int | None = None, full: bool = False):  # fmt: skip
+                 frames: int | None = None, full: bool = False, bootstrap: int = 1000):  # fmt: skip
         count = frames or config.data.eval_frames
         self.sets = {
             name: stack_items(datasets[name], fixed_subset(datasets[name], count))
             for name in HELD_OUT
             if name in datasets
         }
-        self.out_dir, self.full = out_dir, full
+        self.out_dir, self.full, self.bootstrap = out_dir, full, bootstrap
         self.per_class: dict[str, dict[str, dict[str, float]]] = {}
         self.last: dict[str, dict[str, torch.Tensor]] = {}  # set -> truth, pred, codec
 
@@ -164,7 +164,12 @@ class OccupancyEvaluator:
             for score in ("mIoU", "IoU"):
                 for mode in ("occ3d", "occworld"):
                     interval = difference_interval(
-                        confusions[region], codec_conf[region], items["sequence"], score, mode
+                        confusions[region],
+                        codec_conf[region],
+                        items["sequence"],
+                        score,
+                        mode,
+                        self.bootstrap,
                     )
                     where = "" if region == "all" else "visible_"
                     metrics.update(interval.as_dict(f"{name}_{where}{score}_{mode}_minus_codec"))

@@ -1,0 +1,197 @@
+"""Score trained chapter-3 tokenizers on held-out driving sequences, beside the codec.
+
+    uv run 3.occupancy-tokenizer/validate.py                        # runs/.../scene-debug
+    uv run 3.occupancy-tokenizer/validate.py runs/3.occupancy-tokenizer/multiscale-debug
+    uv run 3.occupancy-tokenizer/validate.py RUN --results=3.occupancy-tokenizer/results
+    uv run 3.occupancy-tokenizer/validate.py --help                 # every option, typed
+
+Every frame (4d: every clip) of "val" (unseen sequences of the training scenarios) and
+"heldout" (the roundabout scenario, never trained on) is reconstructed and scored: mIoU over
+the 17 classes and geometry IoU, in Occ3D's convention (a class absent from truth and
+prediction is left out) and OccWorld's (a class absent from the truth scores 1), over every
+voxel and inside the LiDAR visibility mask; per-class IoU; codebook usage and perplexity;
+tokens and bits per frame against the raw grid. The non-learned codec at the same token grid
+(`occupancy_tokenizer/codec.py`) is scored on the same frames, and each model-minus-codec
+difference carries a 95% interval from a seeded bootstrap over sequences; a cell reads
+`estimate [low, high]` and says "contains 0" when it does. A multi-scale run also reports
+the reconstruction after each scale; a 4D run is scored at its temporal compression.
+
+Writes into `<run>/validation/`: metrics.json, bev_val.png and bev_heldout.png (original |
+reconstruction | codec from above), per_class.png, training.png, and coarse_to_fine.png
+(multi-scale). `--figures=DIR` copies the pictures there as `<kind>_<name>`; `--results=DIR`
+writes `<run>.json` there: the metrics with the training command, the commit and the machine.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from occupancy_tokenizer.build import build_datasets, load_run, make_evaluator
+from occupancy_tokenizer.config import CHAPTER_DIR
+from occupancy_tokenizer.figures import (
+    plot_coarse_to_fine,
+    plot_per_class,
+    plot_training,
+    save_bev_rows,
+)
+
+from worldmodels.checkpoint import read_json, write_json_atomic
+from worldmodels.config import at_least, parse_command
+from worldmodels.runlog import git_commit
+from worldmodels.runtime import pick_device, seed_everything
+
+RUNS_DIR = CHAPTER_DIR.parent / "runs" / CHAPTER_DIR.name
+SETS = ("val", "heldout")
+
+
+@dataclass
+class Options:
+    """validate.py's options (`--key=value`; run folders as plain words)."""
+
+    runs: tuple[str, ...] = ()  # run or checkpoint folders; () = runs/.../scene-debug
+    frames: int = 0  # frames (4d: clips) per held-out set, evenly spread; 0 = every one
+    bootstrap: int = 1000  # bootstrap resamples of the sequences per interval
+    device: str = "auto"
+    out_name: str = "validation"  # folder in the run for the results
+    figures: str = ""  # also copy the pictures to this folder (the README's figures)
+    results: str = ""  # also write <run>.json here: metrics + train command + commit
+
+    def __post_init__(self):
+        at_least(self, 0, "frames")
+        at_least(self, 10, "bootstrap")
+
+
+def _cell(metrics: dict, key: str) -> str:
+    """'66.4', or '+12.3 [+10.1, +14.2]' where the metric has a 95% interval."""
+    value = metrics.get(key)
+    if not isinstance(value, float):
+        return "-"
+    low, high = metrics.get(f"{key}_ci_low"), metrics.get(f"{key}_ci_high")
+    if low is None:
+        return f"{value:.1f}"
+    text = f"{value:+.1f} [{low:+.1f}, {high:+.1f}]"
+    return text if low > 0 or high < 0 else f"{text}, contains 0"
+
+
+def scores_table(metrics: dict) -> str:
+    """One row per (set, region, score, convention): model, codec, model - codec [95%]."""
+    lines = ["| set | voxels | score | model | codec | model - codec [95%] |",
+             "|---|---|---|---|---|---|"]  # fmt: skip
+    for name in SETS:
+        for where, region in (("", "all"), ("visible_", "visible mask")):
+            for score in ("mIoU", "IoU"):
+                for mode in ("occ3d", "occworld"):
+                    key = f"{where}{score}_{mode}"
+                    lines.append(
+                        f"| {name} | {region} | {score} ({mode}) | "
+                        f"{_cell(metrics, f'{name}_{key}')} | "
+                        f"{_cell(metrics, f'{name}_codec_{key}')} | "
+                        f"{_cell(metrics, f'{name}_{key}_minus_codec')} |"
+                    )
+    return "\n".join(lines)
+
+
+def per_class_table(per_class: dict) -> str:
+    """class | model and codec IoU (%) on each held-out set (Occ3D rule: '-' if absent)."""
+    sets = list(per_class)
+    head = " | ".join(f"{s} model | {s} codec" for s in sets)
+    lines = [f"| class | {head} |", "|---|" + "---|" * (2 * len(sets))]
+    names = per_class[sets[0]]["model"]
+    for n in names:
+        cells = [per_class[s][w][n] for s in sets for w in ("model", "codec")]
+        lines.append(f"| {n} | " + " | ".join("-" if v != v else f"{v:.1f}" for v in cells) + " |")
+    return "\n".join(lines)
+
+
+def other_table(metrics: dict) -> str:
+    """Codebook, bits and (multi-scale) per-scale rows: every remaining number."""
+    keys = [k for k, v in metrics.items() if isinstance(v, float | int) and "IoU" not in k]
+    keys += [k for k in metrics if "_scale" in k]
+    lines = ["| metric | value |", "|---|---|"]
+    lines += [f"| {k} | {metrics[k]:.4g} |" for k in keys if isinstance(metrics[k], float | int)]
+    return "\n".join(lines)
+
+
+def draw(evaluator, model, config, metrics: dict, out_dir: Path, run_dir: Path) -> list[Path]:
+    pictures = []
+    for name, shown in evaluator.last.items():
+        columns = {k: v for k, v in shown.items() if k != "scales"}
+        step = max(1, len(columns["original"]) // 4)
+        pictures.append(save_bev_rows(
+            {k: v[::step][:4] for k, v in columns.items()}, out_dir / f"bev_{name}.png",
+            f"{config.kind} tokenizer on {name}: original | reconstruction | codec, from above",
+        ))  # fmt: skip
+        if "scales" in shown and name == "val":
+            scales = model.quantizer.scales
+            scores = [metrics[f"val_scale{k + 1}_{s}x{s}_mIoU_occ3d"] for k, s in enumerate(scales)]
+            one = slice(len(shown["original"]) // 2, len(shown["original"]) // 2 + 1)
+            pictures.append(plot_coarse_to_fine(
+                shown["original"][one], [p[one] for p in shown["scales"]], scales,
+                out_dir / "coarse_to_fine.png", scores,
+            ))  # fmt: skip
+    bars = {f"{s} {w}": v for s, d in evaluator.per_class.items() for w, v in d.items()}
+    pictures.append(plot_per_class(bars, out_dir / "per_class.png", "per-class IoU (%)"))
+    if (run_dir / "log.jsonl").exists():
+        pictures.append(plot_training(run_dir / "log.jsonl", out_dir / "training.png"))
+    return pictures
+
+
+def validate_run(path: Path | str, args: Options) -> dict:
+    """Full held-out evaluation of one run; writes its metrics.json and pictures."""
+    seed_everything(0)
+    model, config, step_dir = load_run(path, pick_device(args.device))
+    run_dir = step_dir.parent.parent
+    out_dir = run_dir / args.out_name
+    datasets = build_datasets(config, splits=SETS)
+    evaluator = make_evaluator(config, datasets, frames=args.frames or 10**9, full=True,
+                               bootstrap=args.bootstrap)  # fmt: skip
+    with torch.no_grad():
+        scores = evaluator(model, step=0)
+    metrics = {
+        "kind": config.kind,
+        "checkpoint": str(step_dir),
+        "command": "validate.py " + " ".join(sys.argv[1:]),
+        "git_commit": git_commit(),
+        "intervals": "95%, seeded bootstrap over held-out sequences",
+        "items": {name: len(items["occupancy"]) for name, items in evaluator.sets.items()},
+        **{k: round(v, 4) if isinstance(v, float) else v for k, v in scores.items()},
+        "per_class_iou": evaluator.per_class,
+    }
+    write_json_atomic(out_dir / "metrics.json", metrics)
+    if args.results:  # the committed copy: the numbers, and how the run and they were made
+        run_info = read_json(run_dir / "run.json")
+        suffix = "" if args.out_name == "validation" else f"-{args.out_name}"
+        Path(args.results).mkdir(parents=True, exist_ok=True)
+        write_json_atomic(Path(args.results) / f"{run_dir.name}{suffix}.json", {
+            **metrics, "trained_by": run_info.get("command"),
+            "trained_at_commit": run_info.get("git_commit"), "machine": run_info.get("machine"),
+        })  # fmt: skip
+    metrics["pictures"] = [str(p) for p in draw(evaluator, model, config, metrics, out_dir,
+                                                run_dir)]  # fmt: skip
+    return metrics
+
+
+def main(argv=None) -> dict[str, dict]:
+    args = parse_command(Options, argv, positional="runs")
+    results = {}
+    for run in args.runs or [str(RUNS_DIR / "scene-debug")]:
+        metrics = results[run] = validate_run(run, args)
+        print(f"\n## {run} ({metrics['kind']}): {metrics['items']}\n")
+        print(scores_table(metrics))
+        print()
+        print(per_class_table(metrics["per_class_iou"]))
+        print()
+        print(other_table(metrics))
+        if args.figures:
+            Path(args.figures).mkdir(parents=True, exist_ok=True)
+            for picture in metrics["pictures"]:
+                shutil.copy(picture, Path(args.figures) / f"{metrics['kind']}_{Path(picture).name}")
+    return results
+
+
+if __name__ == "__main__":
+    main()
