@@ -58,10 +58,10 @@ class OccupancyClips(Dataset):
                 split, self.windows_data.preset.data.frames, preset, root=root or None,
                 stride=self.windows_data.preset.data.frames, lidar=False, generate=False,
             )  # fmt: skip
-            items = (whole[k] for k in range(len(whole)))
-            self.cache = [(item["occupancy"], item["visibility"]) for item in items]
-            if len(self.cache) != len(self.windows_data.sequences):
+            if whole.windows != [(k, 0) for k in range(len(self.windows_data.sequences))]:
                 raise ValueError(f"{split}: sequences of unequal length; use preload=False")
+            items = (whole[k] for k in range(len(whole)))  # item k = sequence k, whole
+            self.cache = [(item["occupancy"], item["visibility"]) for item in items]
 
     def __len__(self) -> int:
         return len(self.windows)
