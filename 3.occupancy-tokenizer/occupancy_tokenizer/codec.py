@@ -5,7 +5,8 @@ columns (f = X / h) and all Z height levels. The codec keeps, for each token cel
 height level z, the most frequent class among the cell's f x f voxels at that level
 (the majority vote), and writes it back into every one of those voxels:
 
-    codec(grid)[x, y, z] = argmax_q #{(x', y') in cell(x, y) : grid[x', y', z] = q}
+    codec(grid) at a voxel of level z = argmax over q of the number of voxels of class q
+    at level z in that voxel's cell
 
 So the codec spends Z class ids per cell (Z log2 Q bits: 8 x 4.17 = 33 bits on the debug
 grid) where a VQ token spends log2 K = 9: it keeps more bits than a token, and a learned
