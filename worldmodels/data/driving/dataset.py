@@ -5,7 +5,7 @@ An item is a dict of tensors for `seq_len` consecutive frames (T = seq_len) of o
     occupancy      (T, X, Y, Z) uint8    Occ3D class per voxel (17 = free), ego frame
     visibility     (T, X, Y, Z) bool     voxel crossed by a returned LiDAR ray (mask_lidar)
     ego_pose       (T, 4, 4)    float64  world-from-ego transform (m); world = the sequence's
-                                         road plane, z up, road at z = 0
+                                         ground, z up, its relief around z = 0
     ego_speed      (T,)         float32  m/s
     actions        (T,)         int64    meta-action applied after frame t (0 LANE_LEFT,
                                          1 IDLE, 2 LANE_RIGHT, 3 FASTER, 4 SLOWER)
