@@ -106,7 +106,7 @@ def _square_ceilings(columns: Columns, geom: GridGeometry, sides, mode: str) -> 
     for side in sides:
         pad = -ceiling.shape[0] % side
         padded = np.pad(ceiling, ((0, pad), (0, pad)), constant_values=-np.inf)
-        out.append((side, reduce(padded, "(i a) (j b) -> i j", "max", a=side, b=side)))
+        out.append((side, reduce(padded, "(rows a) (cols b) -> rows cols", "max", a=side, b=side)))
     return out
 
 

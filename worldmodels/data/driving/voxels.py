@@ -138,7 +138,7 @@ def voxelize(raster: EgoRaster, preset: Preset) -> Voxels:
     exposed = ~per_voxel(tests["above"]).all(axis=2) | ~per_voxel(tests["below"]).all(axis=2)
     exposed |= ~_neighbours_cover(covers, r, X, Y)
     occupied = solid & (~full | exposed)
-    near = per_voxel(tests["near"])  # (X, Y, r*r, Z)
+    near = per_voxel(tests["near"])  # (X, Y, columns, Z)
     beyond, beyond_code = _surfaces_on_side_faces(tests, r, X, Y)  # (X, Y, 4 r, Z)
     extra = ~occupied & (near.any(axis=2) | beyond.any(axis=2))
     observed = rearrange(
@@ -146,7 +146,7 @@ def voxelize(raster: EgoRaster, preset: Preset) -> Voxels:
     ).any(axis=2)
     occupied = (occupied | extra) & observed[..., None]
 
-    codes = per_voxel(tests["code"])  # (X, Y, r*r, Z)
+    codes = per_voxel(tests["code"])  # (X, Y, columns, Z)
     codes = np.where(
         extra[:, :, None, :],
         np.concatenate([np.where(near, per_voxel(tests["near_code"]), FREE),

@@ -64,7 +64,7 @@ class WorldMap:
     bumps: terrain.Waves
     ground_z: np.ndarray | None = None
     parked: list | None = None
-    seen: np.ndarray | None = None  # (I, J) bool, in the sensors' sight (observed.py)
+    seen: np.ndarray | None = None  # bool per cell: in the sensors' sight (observed.py)
 
     @classmethod
     def empty(
@@ -291,7 +291,7 @@ def place_tree(world, centre, rng, ground_ok, crown=(1.2, 2.2)) -> bool:
 def finish_ground(world: WorldMap, edges: list[Edge]) -> None:
     """The ground's height per cell (terrain.py): relief, camber to the gutters, kerbs,
     bumps in the open land, ponds below it."""
-    centres = world.cell_centres(*np.indices(world.ground.shape))  # (I, J, 2)
+    centres = world.cell_centres(*np.indices(world.ground.shape))  # xy of every cell
     z = world.relief.height(centres)
     gutter = terrain.gutter_drop(world.ground.shape, world.index, edges)
     g = world.ground
