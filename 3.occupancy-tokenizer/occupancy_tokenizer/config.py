@@ -106,11 +106,12 @@ def clip_frames(config: Config) -> int:
 
 
 def debug() -> Config:
-    """A 2-core CPU in about 13 minutes: 2.5 M parameters, 64 x 64 x 8 -> 16 x 16 tokens.
+    """A 2-core CPU in about 15 minutes: 2.5 M parameters, 64 x 64 x 8 -> 16 x 16 tokens.
 
-    One step of 8 grids took about 1.2 s on one thread of the shared 2-core CPU (a third of
-    it Lovasz-softmax), so 600 steps (2 epochs of the 2,400 training frames) fit in the 15
-    minutes with the evaluations.
+    600 steps of 8 grids (2 epochs of the 2,400 training frames) at 1.4-1.5 s a step (a third
+    of it Lovasz-softmax) on one thread of the shared 2-core CPU: the VQ run took 15.0 min
+    with its evaluations, the FSQ one (--scene.quantizer=fsq) 13.9 min
+    (3.occupancy-tokenizer/results/).
     """
     return Config(
         scene=SceneSection(),
