@@ -19,7 +19,6 @@ command's own options.
 from __future__ import annotations
 
 import json
-import platform
 import sys
 import time
 from dataclasses import dataclass
@@ -29,9 +28,15 @@ import torch
 from video_tokenizer.config import PRESETS
 from video_tokenizer.model import VideoTokenizer, loss_fn
 
-from worldmodels.benchmark import count_flops, matmul_peak, seconds_per_step
+from worldmodels.benchmark import (
+    count_flops,
+    matmul_peak,
+    preset_names,
+    report,
+    seconds_per_step,
+    split_overrides,
+)
 from worldmodels.config import override, parse_command
-from worldmodels.runlog import git_commit, machine_description
 from worldmodels.runtime import Runtime, pick_autocast_dtype, pick_device, seed_everything
 from worldmodels.steps import LossModule, build_optimizer, optimizer_step
 
@@ -49,19 +54,6 @@ class Options:
     device: str = "auto"  # auto | cpu | cuda | mps
     steps: int = 20  # timed steps per preset
     warmup: int = 3  # untimed steps before the timed ones
-
-
-def split_argv(argv: list[str]) -> tuple[list[str], dict[str, str]]:
-    """(this command's words, {dotted config key: text}): `--run.compile=false` is a preset
-    override, as train.py reads it; a bare dotted `--run.compile` means true."""
-    own, overrides = [], {}
-    for word in argv:
-        key, has_value, text = word.removeprefix("--").partition("=")
-        if word.startswith("--") and "." in key:
-            overrides[key] = text if has_value else "true"
-        else:
-            own.append(word)
-    return own, overrides
 
 
 def benchmark_preset(
@@ -111,57 +103,19 @@ def benchmark_preset(
     }
 
 
-def markdown(rows: list[dict]) -> str:
-    keys = [
-        "preset",
-        "params_M",
-        "batch",
-        "dtype",
-        "compile",
-        "steps_per_s",
-        "clips_per_s",
-        "tokens_per_s",
-        "step_GFLOP",
-        "achieved_GFLOPs",
-        "peak_GFLOPs",
-        "MFU",
-    ]
-    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-    lines += ["| " + " | ".join(str(r[k]) for k in keys) + " |" for r in rows]
-    return "\n".join(lines)
+KEYS = ("preset", "params_M", "batch", "dtype", "compile", "steps_per_s", "clips_per_s",
+        "tokens_per_s", "step_GFLOP", "achieved_GFLOPs", "peak_GFLOPs", "MFU")  # fmt: skip
 
 
 def main(argv=None) -> list[dict]:
-    own, overrides = split_argv(sys.argv[1:] if argv is None else argv)
+    own, overrides = split_overrides(sys.argv[1:] if argv is None else argv)
     args = parse_command(Options, own)
     device = pick_device(args.device)
-    names = (
-        args.presets.split(",")
-        if args.presets
-        else (["debug", "prototype"] if device.type == "cuda" else ["debug"])
-    )
-    unknown = [n for n in names if n not in PRESETS]
-    if unknown:
-        raise SystemExit(f"unknown preset(s) {unknown}; choose from {sorted(PRESETS)}")
-    for name in names:  # a bad override stops here, before any preset is timed
-        override(PRESETS[name](), overrides)
     rows = []
-    for name in names:
+    for name in preset_names(args.presets, PRESETS, device, overrides):
         rows.append(benchmark_preset(name, device, args.steps, args.warmup, overrides))
         print(json.dumps(rows[-1]))
-    machine = machine_description(device)
-    print(f"\n{machine}, torch {torch.__version__}\n")
-    print(markdown(rows))
-    with (HERE / "benchmarks.jsonl").open("a") as f:
-        for row in rows:
-            record = {
-                "machine": machine,
-                "host": platform.node(),
-                "commit": git_commit(),
-                "date": time.strftime("%Y-%m-%d"),
-                **row,
-            }
-            f.write(json.dumps(record) + "\n")
+    report(rows, KEYS, device, HERE / "benchmarks.jsonl")
     return rows
 
 

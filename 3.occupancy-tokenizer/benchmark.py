@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import platform
 import sys
 import time
 from dataclasses import dataclass
@@ -35,9 +34,15 @@ from occupancy_tokenizer.config import KINDS, PRESETS, clip_frames, complete_con
 from occupancy_tokenizer.data import synthetic_sequence
 from occupancy_tokenizer.evaluate import tokens_per_frame
 
-from worldmodels.benchmark import count_flops, matmul_peak, seconds_per_step
+from worldmodels.benchmark import (
+    count_flops,
+    matmul_peak,
+    preset_names,
+    report,
+    seconds_per_step,
+    split_overrides,
+)
 from worldmodels.config import override, parse_command, require
-from worldmodels.runlog import git_commit, machine_description
 from worldmodels.runtime import Runtime, pick_autocast_dtype, pick_device, seed_everything
 from worldmodels.steps import LossModule, build_optimizer, optimizer_step
 
@@ -58,18 +63,6 @@ class Options:
 
     def __post_init__(self):
         require(self, "kind", self.kind in KINDS, f"one of {KINDS}")
-
-
-def split_argv(argv: list[str]) -> tuple[list[str], dict[str, str]]:
-    """(this command's words, {dotted config key: text}), as chapter 1's benchmark reads them."""
-    own, overrides = [], {}
-    for word in argv:
-        key, has_value, text = word.removeprefix("--").partition("=")
-        if word.startswith("--") and "." in key:
-            overrides[key] = text if has_value else "true"
-        else:
-            own.append(word)
-    return own, overrides
 
 
 def street_batch(config, device: torch.device) -> dict:
@@ -124,35 +117,15 @@ KEYS = ("preset", "kind", "params_M", "batch", "grid", "dtype", "compile", "step
         "MFU")  # fmt: skip
 
 
-def markdown(rows: list[dict]) -> str:
-    lines = ["| " + " | ".join(KEYS) + " |", "|" + "---|" * len(KEYS)]
-    lines += ["| " + " | ".join(str(r[k]) for k in KEYS) + " |" for r in rows]
-    return "\n".join(lines)
-
-
 def main(argv=None) -> list[dict]:
-    own, overrides = split_argv(sys.argv[1:] if argv is None else argv)
+    own, overrides = split_overrides(sys.argv[1:] if argv is None else argv)
     args = parse_command(Options, own)
     device = pick_device(args.device)
-    default = ["debug", "prototype"] if device.type == "cuda" else ["debug"]
-    names = args.presets.split(",") if args.presets else default
-    unknown = [n for n in names if n not in PRESETS]
-    if unknown:
-        raise SystemExit(f"unknown preset(s) {unknown}; choose from {sorted(PRESETS)}")
-    for name in names:  # a bad override stops here, before any preset is timed
-        override(PRESETS[name](), overrides)
     rows = []
-    for name in names:
+    for name in preset_names(args.presets, PRESETS, device, overrides):
         rows.append(benchmark_preset(name, args.kind, device, args.steps, args.warmup, overrides))
         print(json.dumps(rows[-1]))
-    machine = machine_description(device)
-    print(f"\n{machine}, torch {torch.__version__}\n")
-    print(markdown(rows))
-    with (HERE / "benchmarks.jsonl").open("a") as f:
-        for row in rows:
-            record = {"machine": machine, "host": platform.node(), "commit": git_commit(),
-                      "date": time.strftime("%Y-%m-%d"), **row}  # fmt: skip
-            f.write(json.dumps(record) + "\n")
+    report(rows, KEYS, device, HERE / "benchmarks.jsonl")
     return rows
 
 

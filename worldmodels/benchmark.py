@@ -8,11 +8,17 @@ the peak *measured* here on a large square matmul rather than read off a datashe
 
 from __future__ import annotations
 
+import json
+import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
+
+from worldmodels.config import override
+from worldmodels.runlog import git_commit, machine_description
 
 
 def synchronize(device: torch.device) -> None:
@@ -56,3 +62,51 @@ def seconds_per_step(
         step()
     synchronize(device)
     return (time.perf_counter() - start) / steps
+
+
+# ---------------------------------------------------------------------------------------
+# The command around the measurement, the same in every chapter's benchmark.py
+
+
+def split_overrides(argv: Sequence[str]) -> tuple[list[str], dict[str, str]]:
+    """(the command's own words, {dotted config key: text}): `--run.compile=false` changes
+    the presets, as train.py reads it (a bare dotted `--run.compile` means true); undotted
+    words are the benchmark's own options."""
+    own, overrides = [], {}
+    for word in argv:
+        key, has_value, text = word.removeprefix("--").partition("=")
+        if word.startswith("--") and "." in key:
+            overrides[key] = text if has_value else "true"
+        else:
+            own.append(word)
+    return own, overrides
+
+
+def preset_names(
+    requested: str, presets: Mapping[str, Callable], device: torch.device, overrides: dict
+) -> list[str]:
+    """The presets to time: the comma-separated `requested`, or debug (plus prototype on a
+    GPU). Unknown names, or an override that no preset accepts, stop before any timing."""
+    default = ["debug", "prototype"] if device.type == "cuda" else ["debug"]
+    names = requested.split(",") if requested else default
+    unknown = [n for n in names if n not in presets]
+    if unknown:
+        raise SystemExit(f"unknown preset(s) {unknown}; choose from {sorted(presets)}")
+    for name in names:
+        override(presets[name](), overrides)
+    return names
+
+
+def report(rows: list[dict], keys: Sequence[str], device: torch.device, jsonl: Path) -> None:
+    """Print the machine and a markdown table of `keys`; append each row to `jsonl` with the
+    machine, host, commit and date (the record a README's throughput table cites)."""
+    machine = machine_description(device)
+    print(f"\n{machine}, torch {torch.__version__}\n")
+    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    lines += ["| " + " | ".join(str(r[k]) for k in keys) + " |" for r in rows]
+    print("\n".join(lines))
+    with Path(jsonl).open("a") as f:
+        for row in rows:
+            record = {"machine": machine, "host": platform.node(), "commit": git_commit(),
+                      "date": time.strftime("%Y-%m-%d"), **row}  # fmt: skip
+            f.write(json.dumps(record) + "\n")

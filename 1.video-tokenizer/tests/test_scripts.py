@@ -86,7 +86,8 @@ def test_validate_options_are_key_value():
 
 def test_benchmark_runs_the_trainers_step_with_dotted_overrides():
     benchmark = load_script("benchmark")
-    own, overrides = benchmark.split_argv(["--steps=1", "--run.compile=false", "--model.dim=32"])
+    words = ["--steps=1", "--run.compile=false", "--model.dim=32"]
+    own, overrides = benchmark.split_overrides(words)
     assert own == ["--steps=1"] and overrides == {"run.compile": "false", "model.dim": "32"}
     small = {"run.batch_size": "2", "model.dim": "32", "model.heads": "2", "run.dtype": "float32"}
     row = benchmark.benchmark_preset("debug", torch.device("cpu"), 1, 0, small)
