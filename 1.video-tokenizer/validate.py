@@ -43,7 +43,7 @@ from worldmodels.config import parse_command
 from worldmodels.data.subsets import fixed_subset, stack_items
 from worldmodels.metrics import psnr
 from worldmodels.metrics.bootstrap import Interval, mean_interval
-from worldmodels.runlog import git_commit
+from worldmodels.runlog import git_commit, write_results
 from worldmodels.runtime import pick_device, seed_everything
 
 DEBUG_RUN = CHAPTER_DIR.parent / "runs" / CHAPTER_DIR.name / "debug"
@@ -127,14 +127,11 @@ def main(argv=None) -> dict:
     }
     write_json_atomic(out_dir / "metrics.json", metrics)
     if args.results:  # the committed copy: the numbers and how the run was made
-        run_info = read_json(out_dir.parent / "run.json")
-        Path(args.results).mkdir(parents=True, exist_ok=True)
-        write_json_atomic(
-            Path(args.results) / f"{out_dir.parent.name}.json",
-            {**metrics, "trained_by": run_info.get("command"),
-             "trained_at_commit": run_info.get("git_commit"), "machine": run_info.get("machine"),
-             "validated_by": "validate.py " + " ".join(sys.argv[1:]), "git_commit": git_commit()},
-        )  # fmt: skip
+        validated = {
+            "validated_by": "validate.py " + " ".join(sys.argv[1:]),
+            "git_commit": git_commit(),
+        }
+        write_results(args.results, out_dir.parent.name, {**metrics, **validated}, out_dir.parent)
     print(json.dumps(metrics, indent=2))
     print(f"pictures and metrics.json in {out_dir}")
     if args.export:

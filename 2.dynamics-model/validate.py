@@ -47,11 +47,11 @@ from dynamics_model.figures import (
 )
 from dynamics_model.tokens import CHAPTER_DIR, load_tokenizer
 
-from worldmodels.checkpoint import read_json, write_json_atomic
+from worldmodels.checkpoint import write_json_atomic
 from worldmodels.config import at_least, override, parse_command, require
 from worldmodels.data.atari import ACTION_MEANINGS
 from worldmodels.metrics.bootstrap import mean_interval
-from worldmodels.runlog import git_commit
+from worldmodels.runlog import git_commit, write_results
 from worldmodels.runtime import pick_device, seed_everything
 from worldmodels.viz.frames import side_by_side_gif
 
@@ -136,21 +136,11 @@ def validate_run(path: Path | str, args: Options) -> dict:
     }
     write_json_atomic(out_dir / "metrics.json", metrics)
     if args.results:  # the committed copy: the numbers, and how the run and they were made
-        run_info = read_json(step_dir.parent.parent / "run.json")
         suffix = "" if args.out_name == "validation" else f"-{args.out_name}"
         if Path(path).name.startswith("step_"):  # a checkpoint of a run, not its latest
             suffix = f"-{Path(path).name}{suffix}"
-        name = f"{step_dir.parent.parent.name}{suffix}.json"
-        Path(args.results).mkdir(parents=True, exist_ok=True)
-        write_json_atomic(
-            Path(args.results) / name,
-            {
-                **metrics,
-                "trained_by": run_info.get("command"),
-                "trained_at_commit": run_info.get("git_commit"),
-                "machine": run_info.get("machine"),
-            },
-        )
+        run_dir = step_dir.parent.parent
+        write_results(args.results, f"{run_dir.name}{suffix}", metrics, run_dir)
     metrics["pictures"] = [str(p) for p in pictures]
     metrics["per_clip"] = getattr(evaluator, "per_clip", {})  # not saved: for paired_vs_first
     return metrics

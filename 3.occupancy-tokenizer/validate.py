@@ -39,9 +39,9 @@ from occupancy_tokenizer.figures import (
     save_bev_rows,
 )
 
-from worldmodels.checkpoint import read_json, write_json_atomic
+from worldmodels.checkpoint import write_json_atomic
 from worldmodels.config import at_least, parse_command
-from worldmodels.runlog import git_commit
+from worldmodels.runlog import git_commit, write_results
 from worldmodels.runtime import pick_device, seed_everything
 
 RUNS_DIR = CHAPTER_DIR.parent / "runs" / CHAPTER_DIR.name
@@ -163,13 +163,8 @@ def validate_run(path: Path | str, args: Options) -> dict:
     }
     write_json_atomic(out_dir / "metrics.json", metrics)
     if args.results:  # the committed copy: the numbers, and how the run and they were made
-        run_info = read_json(run_dir / "run.json")
         suffix = "" if args.out_name == "validation" else f"-{args.out_name}"
-        Path(args.results).mkdir(parents=True, exist_ok=True)
-        write_json_atomic(Path(args.results) / f"{run_dir.name}{suffix}.json", {
-            **metrics, "trained_by": run_info.get("command"),
-            "trained_at_commit": run_info.get("git_commit"), "machine": run_info.get("machine"),
-        })  # fmt: skip
+        write_results(args.results, f"{run_dir.name}{suffix}", metrics, run_dir)
     metrics["pictures"] = [str(p) for p in draw(evaluator, model, config, metrics, out_dir,
                                                 run_dir)]  # fmt: skip
     return metrics

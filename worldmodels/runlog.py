@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from worldmodels.checkpoint import write_json_atomic
+from worldmodels.checkpoint import read_json, write_json_atomic
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -128,3 +128,19 @@ def read_log(path: Path) -> list[dict[str, Any]]:
         except json.JSONDecodeError:
             continue
     return records
+
+
+def write_results(results_dir: Path | str, name: str, metrics: dict, run_dir: Path) -> Path:
+    """The committed copy of a validation (`validate.py --results=DIR`): `metrics` plus how
+    the run was made (its training command, commit and machine, from run_dir/run.json), as
+    DIR/<name>.json. Every chapter's README numbers are read from these files."""
+    run_info = read_json(Path(run_dir) / "run.json")
+    path = Path(results_dir) / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(path, {
+        **metrics,
+        "trained_by": run_info.get("command"),
+        "trained_at_commit": run_info.get("git_commit"),
+        "machine": run_info.get("machine"),
+    })  # fmt: skip
+    return path

@@ -16,6 +16,7 @@ import torch
 from video_tokenizer.model import VideoTokenizer
 from worldmodels.metrics import CodebookStats
 from worldmodels.runlog import read_log
+from worldmodels.viz.save import plot_training as plot_training_curves
 from worldmodels.viz.save import save_figure, save_frame_rows
 
 
@@ -56,23 +57,5 @@ def plot_codebook(ids: torch.Tensor, codebook_size: int, path: Path) -> None:
 
 def plot_training(log_file: Path, path: Path) -> None:
     """Training loss and held-out PSNR from a run's log.jsonl."""
-    records = read_log(log_file)
-    train = [r for r in records if "loss" in r]
-    evals = [r for r in records if "eval/val_psnr" in r]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 2.8))
-    left.plot([r["step"] for r in train], [r["loss"] for r in train])
-    left.set_yscale("log")
-    left.set_xlabel("step")
-    left.set_ylabel("training loss (MSE)")
-    for key, label in (
-        ("eval/val_psnr", "held-out episodes"),
-        ("eval/heldout_game_psnr", "held-out game"),
-    ):
-        points = [(r["step"], r[key]) for r in evals if key in r]
-        if points:
-            right.plot(*zip(*points), marker="o", label=label)
-    right.set_xlabel("step")
-    right.set_ylabel("PSNR (dB)")
-    right.legend(fontsize=8)
-    fig.tight_layout()
-    save_figure(fig, path)
+    curves = {"eval/val_psnr": "held-out episodes", "eval/heldout_game_psnr": "held-out game"}
+    plot_training_curves(read_log(log_file), curves, path, "training loss (MSE)", "PSNR (dB)")

@@ -18,6 +18,7 @@ import torch
 
 from worldmodels.runlog import read_log
 from worldmodels.viz.driving import plot_bev
+from worldmodels.viz.save import plot_training as plot_training_curves
 from worldmodels.viz.save import save_figure
 
 
@@ -88,19 +89,5 @@ def plot_per_class(bars: dict[str, dict[str, float]], path: Path, title: str) ->
 
 def plot_training(log_file: Path, path: Path) -> Path:
     """Training loss and held-out mIoU (Occ3D convention, every voxel) from a run's log."""
-    records = read_log(log_file)
-    train = [r for r in records if "loss" in r]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 2.8))
-    left.plot([r["step"] for r in train], [r["loss"] for r in train])
-    left.set_yscale("log")
-    left.set_xlabel("step")
-    left.set_ylabel("training loss")
-    for key, label in (("eval/val_mIoU_occ3d", "val"), ("eval/heldout_mIoU_occ3d", "heldout")):
-        points = [(r["step"], r[key]) for r in records if key in r]
-        if points:
-            right.plot(*zip(*points), marker="o", label=label)
-    right.set_xlabel("step")
-    right.set_ylabel("mIoU (%), Occ3D rule")
-    right.legend(fontsize=8)
-    fig.tight_layout()
-    return save_figure(fig, path)
+    curves = {"eval/val_mIoU_occ3d": "val", "eval/heldout_mIoU_occ3d": "heldout"}
+    return plot_training_curves(read_log(log_file), curves, path, eval_label="mIoU (%), Occ3D rule")

@@ -1,9 +1,9 @@
 """Writing figures: the one place that knows how a chapter's PNGs are saved.
 
-    fig, ax = plt.subplots()
-    ...
-    save_figure(fig, out_dir / "psnr_vs_horizon.png")   # parents made, tight box, closed
-    save_frame_rows([real, generated], path, "real / generated")
+fig, ax = plt.subplots()
+...
+save_figure(fig, out_dir / "psnr_vs_horizon.png")   # parents made, tight box, closed
+save_frame_rows([real, generated], path, "real / generated")
 """
 
 from __future__ import annotations
@@ -35,4 +35,31 @@ def save_frame_rows(
     ax.imshow(frame_grid(rows))
     ax.set_title(title, fontsize=9)
     ax.axis("off")
+    return save_figure(fig, path)
+
+
+def plot_training(
+    records: Sequence[dict],
+    curves: dict[str, str],
+    path: Path | str,
+    loss_label: str = "training loss",
+    eval_label: str = "held-out score",
+) -> Path:
+    """Training loss (left, log scale) and held-out scores (right) against steps, from a run's
+    log.jsonl records; `curves` maps an evaluation key ("eval/val_psnr") to its legend label.
+    Every chapter's validate.py draws its training.png with it."""
+    train = [r for r in records if "loss" in r]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 2.8))
+    left.plot([r["step"] for r in train], [r["loss"] for r in train])
+    left.set_yscale("log")
+    left.set_xlabel("step")
+    left.set_ylabel(loss_label)
+    for key, label in curves.items():
+        points = [(r["step"], r[key]) for r in records if key in r]
+        if points:
+            right.plot(*zip(*points), marker="o", label=label)
+    right.set_xlabel("step")
+    right.set_ylabel(eval_label)
+    right.legend(fontsize=8)
+    fig.tight_layout()
     return save_figure(fig, path)
