@@ -14,18 +14,16 @@ from video_tokenizer.data import build_datasets
 from video_tokenizer.evaluate import Evaluator
 from video_tokenizer.model import VideoTokenizer, loss_fn
 
-from worldmodels.config import format_config, parse_config
+from worldmodels.config import parse_config
 from worldmodels.runtime import setup_runtime
-from worldmodels.trainer import default_out_dir, train_and_report
+from worldmodels.trainer import announce, default_out_dir, train_and_report
 
 
 def main(argv=None) -> dict:
     config, preset = parse_config(PRESETS, argv)
     runtime = setup_runtime(config.run.device, config.run.dtype, config.run.seed)
     out_dir = default_out_dir(CHAPTER_DIR, preset, config.run)
-    if runtime.is_main:
-        print(f"preset {preset} on {runtime.device} ({runtime.dtype}), writing to {out_dir}")
-        print(format_config(config))
+    announce(runtime, f"preset {preset}", out_dir, config)
 
     datasets = build_datasets(config, progress=runtime.is_main)
     model = VideoTokenizer(config.model)

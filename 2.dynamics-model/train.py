@@ -17,9 +17,9 @@ from dynamics_model.build import LOSSES, build_datasets, build_model, make_evalu
 from dynamics_model.config import PRESETS, complete_config
 from dynamics_model.tokens import CHAPTER_DIR, load_tokenizer
 
-from worldmodels.config import format_config, parse_config
+from worldmodels.config import parse_config
 from worldmodels.runtime import setup_runtime
-from worldmodels.trainer import default_out_dir, train_and_report
+from worldmodels.trainer import announce, default_out_dir, train_and_report
 
 
 def main(argv=None) -> dict:
@@ -28,12 +28,7 @@ def main(argv=None) -> dict:
     tokenizer, _ = load_tokenizer(config.data.tokenizer, runtime.device)
     config = complete_config(config, tokenizer)  # checks kind; sizes from the tokenizer
     out_dir = default_out_dir(CHAPTER_DIR, f"{config.kind}-{preset}", config.run)
-    if runtime.is_main:
-        print(
-            f"{config.kind}, preset {preset} on {runtime.device} ({runtime.dtype}), "
-            f"writing to {out_dir}"
-        )
-        print(format_config(config))
+    announce(runtime, f"{config.kind}, preset {preset}", out_dir, config)
 
     datasets = build_datasets(config, progress=runtime.is_main)
     model = build_model(config)

@@ -16,9 +16,8 @@ reconstruction).
 from occupancy_tokenizer.build import LOSSES, build_datasets, build_model, make_evaluator
 from occupancy_tokenizer.config import CHAPTER_DIR, complete_config, parse_run
 
-from worldmodels.config import format_config
 from worldmodels.runtime import setup_runtime
-from worldmodels.trainer import default_out_dir, train_and_report
+from worldmodels.trainer import announce, default_out_dir, train_and_report
 
 
 def main(argv=None) -> dict:
@@ -26,12 +25,7 @@ def main(argv=None) -> dict:
     config = complete_config(config)  # each model's grid = the driving preset's
     runtime = setup_runtime(config.run.device, config.run.dtype, config.run.seed)
     out_dir = default_out_dir(CHAPTER_DIR, f"{config.kind}-{preset}", config.run)
-    if runtime.is_main:
-        print(
-            f"{config.kind}, preset {preset} on {runtime.device} ({runtime.dtype}), "
-            f"writing to {out_dir}"
-        )
-        print(format_config(config))
+    announce(runtime, f"{config.kind}, preset {preset}", out_dir, config)
 
     datasets = build_datasets(config)
     model = build_model(config)

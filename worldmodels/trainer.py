@@ -30,7 +30,7 @@ from typing import Any
 from torch import nn
 from torch.utils.data import Dataset
 
-from worldmodels.config import RunConfig, to_dict
+from worldmodels.config import RunConfig, format_config, to_dict
 from worldmodels.runfolder import lock_run_folder
 from worldmodels.runtime import Runtime, move_to, teardown_runtime
 from worldmodels.session import EvalFn, MetricWindow, TrainingSession
@@ -44,7 +44,7 @@ from worldmodels.steps import (
 )
 
 __all__ = [
-    "LossModule", "StepSampler", "build_optimizer", "optimizer_step", "train",
+    "LossModule", "StepSampler", "announce", "build_optimizer", "optimizer_step", "train",
     "train_and_report",
 ]  # fmt: skip
 
@@ -135,3 +135,11 @@ def default_out_dir(chapter_dir: Path, preset: str, run: RunConfig) -> Path:
 def with_run(config, **changes):
     """A copy of a chapter config with fields of its `run` section changed."""
     return dataclasses.replace(config, run=dataclasses.replace(config.run, **changes))
+
+
+def announce(runtime: Runtime, what: str, out_dir: Path, config: Any) -> None:
+    """The first lines of every chapter's train.py (main process only): what trains on which
+    device and dtype, where it writes, and every config key with its value."""
+    if runtime.is_main:
+        print(f"{what} on {runtime.device} ({runtime.dtype}), writing to {out_dir}")
+        print(format_config(config))
