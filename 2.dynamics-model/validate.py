@@ -51,7 +51,7 @@ from worldmodels.checkpoint import write_json_atomic
 from worldmodels.config import at_least, override, parse_command, require
 from worldmodels.data.atari import ACTION_MEANINGS
 from worldmodels.metrics.bootstrap import mean_interval
-from worldmodels.runlog import git_commit, write_results
+from worldmodels.runlog import git_commit, validation_record, write_results
 from worldmodels.runtime import pick_device, seed_everything
 from worldmodels.viz.frames import side_by_side_gif
 
@@ -123,11 +123,7 @@ def validate_run(path: Path | str, args: Options) -> dict:
         pictures.append(out_dir / "psnr_vs_horizon.png")
         plot_psnr_vs_horizon({config.kind: scores}, pictures[-1])
     metrics = {
-        "kind": config.kind,
-        "checkpoint": str(step_dir),
-        "command": "validate.py " + " ".join(sys.argv[1:]),
-        "git_commit": git_commit(),
-        "intervals": "95%, seeded bootstrap over held-out episodes",
+        **validation_record(config.kind, step_dir, "95%, seeded bootstrap over held-out episodes"),
         "clips": args.clips,
         "rollout_clips": args.rollout_clips,
         **({} if config.kind == "lam" else {"temperature": sample.temperature}),

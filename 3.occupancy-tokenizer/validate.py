@@ -25,7 +25,6 @@ writes `<run>.json` there: the metrics with the training command, the commit and
 from __future__ import annotations
 
 import shutil
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,7 +40,7 @@ from occupancy_tokenizer.figures import (
 
 from worldmodels.checkpoint import write_json_atomic
 from worldmodels.config import at_least, parse_command
-from worldmodels.runlog import git_commit, write_results
+from worldmodels.runlog import validation_record, write_results
 from worldmodels.runtime import pick_device, seed_everything
 
 RUNS_DIR = CHAPTER_DIR.parent / "runs" / CHAPTER_DIR.name
@@ -152,11 +151,7 @@ def validate_run(path: Path | str, args: Options) -> dict:
     with torch.no_grad():
         scores = evaluator(model, step=0)
     metrics = {
-        "kind": config.kind,
-        "checkpoint": str(step_dir),
-        "command": "validate.py " + " ".join(sys.argv[1:]),
-        "git_commit": git_commit(),
-        "intervals": "95%, seeded bootstrap over held-out sequences",
+        **validation_record(config.kind, step_dir, "95%, seeded bootstrap over held-out sequences"),
         "items": {name: len(items["occupancy"]) for name, items in evaluator.sets.items()},
         **{k: round(v, 4) if isinstance(v, float) else v for k, v in scores.items()},
         "per_class_iou": evaluator.per_class,

@@ -144,3 +144,15 @@ def write_results(results_dir: Path | str, name: str, metrics: dict, run_dir: Pa
         "machine": run_info.get("machine"),
     })  # fmt: skip
     return path
+
+
+def validation_record(kind: str, step_dir: Path, intervals: str) -> dict[str, str]:
+    """The first keys of a validate.py metrics.json: what was scored (kind, checkpoint), by
+    which command at which commit, and what its intervals are."""
+    return {
+        "kind": kind,
+        "checkpoint": str(step_dir),
+        "command": "validate.py " + " ".join(sys.argv[1:]),
+        "git_commit": git_commit(),
+        "intervals": intervals,
+    }
