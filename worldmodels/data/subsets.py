@@ -1,7 +1,7 @@
 """Fixed evaluation subsets: the same held-out items at every evaluation, batched.
 
-    rows = fixed_subset(val, 128)       # 128 indices spread evenly over the dataset
-    batch = stack_items(val, rows)      # {"frames": (128, T, C, H, W), "actions": ...}
+rows = fixed_subset(val, 128)       # 128 indices spread evenly over the dataset
+batch = stack_items(val, rows)      # {"frames": (128, T, C, H, W), "actions": ...}
 """
 
 from __future__ import annotations
