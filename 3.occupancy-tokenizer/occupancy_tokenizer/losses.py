@@ -36,8 +36,10 @@ def reconstruction_loss(
     target = grid.reshape(-1).long()  # (n,)
     if ignore is not None:
         target = target.masked_fill(ignore.reshape(-1).bool(), -100)  # CE's ignore_index
-    ce = F.cross_entropy(flat_logits, target, ignore_index=-100)
-    lovasz = lovasz_softmax(flat_logits.softmax(dim=-1), grid.reshape(-1), ignore)
+    log_probs = F.log_softmax(flat_logits, dim=-1)  # (n, Q), shared by both terms
+    ce = F.nll_loss(log_probs, target, ignore_index=-100)  # = cross_entropy(flat_logits, ...)
+    # exp(log_softmax) = softmax, without a second softmax and its backward pass
+    lovasz = lovasz_softmax(log_probs.exp(), grid.reshape(-1), ignore)
     loss = ce_weight * ce + lovasz_weight * lovasz + aux_loss.float()
     metrics = {"ce": ce.detach(), "lovasz": lovasz.detach(), "aux": aux_loss.detach().float()}
     return loss, metrics
