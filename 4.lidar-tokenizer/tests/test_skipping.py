@@ -1,0 +1,80 @@
+"""Spatial skipping: the coarse mask, and samples only inside its marked cells."""
+
+import torch
+import torch.nn.functional as F
+from lidar_tokenizer.render import render_rays, render_samples
+from lidar_tokenizer.skipping import coarse_mask, mask_from_logits, skip_samples
+
+BOUNDS = ((-8.0, 8.0), (-4.0, 4.0), (-2.0, 2.0))  # coarse grid (4, 2, 4): cells 4 x 4 x 1 m
+
+
+def cell_of(points: torch.Tensor, shape) -> torch.Tensor:
+    """Metres (..., 3) -> coarse cell indices (..., 3) of a grid `shape` over BOUNDS."""
+    low = torch.tensor([b[0] for b in BOUNDS], dtype=points.dtype)
+    size = torch.tensor([(b[1] - b[0]) / n for b, n in zip(BOUNDS, shape)], dtype=points.dtype)
+    return ((points - low) / size).floor().long()
+
+
+def test_coarse_mask_pools_bev_blocks_and_keeps_levels():
+    occupied = torch.zeros(2, 32, 16, 4, dtype=torch.bool)  # (B, X, Y, Z)
+    occupied[1, 13, 5, 2] = True
+    mask = coarse_mask(occupied, pool=8)
+    assert mask.shape == (2, 4, 2, 4)
+    assert mask.sum() == 1 and mask[1, 1, 0, 2]  # block (13 // 8, 5 // 8), same level
+    logits = torch.full((32, 16, 4), -5.0)
+    logits[31, 0, 0] = 0.1  # sigmoid 0.52
+    assert mask_from_logits(logits, 0.5, 8).nonzero().tolist() == [[3, 0, 0]]
+    assert not mask_from_logits(logits, 0.6, 8).any()
+
+
+def test_samples_lie_only_inside_marked_cells():
+    generator = torch.Generator().manual_seed(0)
+    mask = torch.rand(4, 2, 4, generator=generator) < 0.3  # (X, Y, Z) coarse cells
+    origins = torch.rand(300, 3, generator=generator, dtype=torch.float64) * 4 - 2
+    dirs = F.normalize(torch.randn(300, 3, generator=generator, dtype=torch.float64), dim=-1)
+    for stratified in (False, True):
+        out = skip_samples(mask, BOUNDS, origins, dirs, 0.5, 30.0, 16, stratified, generator)
+        assert out.samples.shape == out.valid.shape == (300, 16)
+        points = origins[:, None] + out.samples[..., None] * dirs[:, None]  # (R, S, 3)
+        cell = cell_of(points[out.valid], mask.shape)  # (n, 3)
+        assert len(cell) > 1000
+        assert mask[cell[:, 0], cell[:, 1], cell[:, 2]].all()
+        assert (out.samples.diff(dim=-1) >= 0).all()  # sorted, as rendering needs
+        assert ((out.samples >= 0.5) & (out.samples <= 30.0)).all()
+
+
+def test_samples_spread_evenly_over_the_marked_segment():
+    mask = torch.zeros(4, 2, 4, dtype=torch.bool)
+    mask[2, 1, 2] = True  # x in [0, 4), y in [0, 4), z in [0, 1)
+    origins = torch.tensor([[-7.0, 1.0, 0.5]], dtype=torch.float64)
+    dirs = torch.tensor([[1.0, 0.0, 0.0]], dtype=torch.float64)
+    out = skip_samples(mask, BOUNDS, origins, dirs, 0.0, 20.0, 4)
+    # the ray crosses the cell from depth 7 to 11: middles of 4 equal bins of [7, 11]
+    assert torch.allclose(out.samples[0], torch.tensor([7.5, 8.5, 9.5, 10.5], dtype=torch.float64))
+    assert out.valid.all() and out.hit.all()
+
+
+def test_a_ray_through_empty_cells_gets_no_samples_and_renders_far():
+    mask = torch.zeros(2, 4, 2, 4, dtype=torch.bool)  # (B, X', Y', Z)
+    mask[0, 2, 1, 2] = True
+    origins = torch.tensor([[[-7.0, 1.0, 0.5], [-7.0, 1.0, -1.5]]] * 2)  # (B, R, 3)
+    dirs = torch.tensor([[1.0, 0.0, 0.0]]).expand(2, 2, 3)
+    out = skip_samples(mask, BOUNDS, origins, dirs, 0.0, 20.0, 8)
+    assert out.hit.tolist() == [[True, False], [False, False]]
+    assert not out.valid[0, 1].any() and (out.samples[0, 1] == 20.0).all()
+    opaque = lambda points: torch.ones(points.shape[:-1])  # noqa: E731
+    rendered = render_samples(opaque, origins, dirs, out.samples, 20.0, valid=out.valid)
+    assert torch.allclose(rendered.depth, torch.tensor([[7.25, 20.0], [20.0, 20.0]]))
+
+
+def test_skipping_renders_a_wall_like_uniform_sampling_with_fewer_wasted_samples():
+    wall = lambda points: (points[..., 0] >= 2.0).float()  # noqa: E731
+    mask = torch.zeros(4, 2, 4, dtype=torch.bool)
+    mask[2, :, :] = True  # the wall's coarse column of cells, x in [0, 4)
+    origins = torch.tensor([[-7.0, 1.0, 0.5]])
+    dirs = torch.tensor([[1.0, 0.0, 0.0]])
+    out = skip_samples(mask, BOUNDS, origins, dirs, 0.0, 20.0, 8)
+    skipped = render_samples(wall, origins, dirs, out.samples, 20.0, valid=out.valid)
+    uniform = render_rays(wall, origins, dirs, 0.0, 20.0, 8)
+    assert abs(skipped.depth.item() - 9.0) <= 0.25  # 8 samples over 4 m: 0.5 m apart
+    assert abs(uniform.depth.item() - 9.0) > 0.25  # 8 samples over 20 m: 2.5 m apart
