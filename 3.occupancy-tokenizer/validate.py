@@ -31,11 +31,21 @@ from pathlib import Path
 import torch
 from occupancy_tokenizer.build import build_datasets, load_run, make_evaluator
 from occupancy_tokenizer.config import CHAPTER_DIR
+from occupancy_tokenizer.evaluate import token_cell
 from occupancy_tokenizer.figures import (
     plot_coarse_to_fine,
     plot_per_class,
     plot_training,
     save_bev_rows,
+)
+from occupancy_tokenizer.tables import (
+    SETS,
+    classes_by_run_table,
+    other_table,
+    per_class_table,
+    runs_table,
+    scales_table,
+    scores_table,
 )
 
 from worldmodels.checkpoint import write_json_atomic
@@ -44,7 +54,6 @@ from worldmodels.runlog import validation_record, write_results
 from worldmodels.runtime import pick_device, seed_everything
 
 RUNS_DIR = CHAPTER_DIR.parent / "runs" / CHAPTER_DIR.name
-SETS = ("val", "heldout")
 
 
 @dataclass
@@ -62,57 +71,6 @@ class Options:
     def __post_init__(self):
         at_least(self, 0, "frames")
         at_least(self, 10, "bootstrap")
-
-
-def _cell(metrics: dict, key: str) -> str:
-    """'66.4', or '+12.3 [+10.1, +14.2]' where the metric has a 95% interval."""
-    value = metrics.get(key)
-    if not isinstance(value, float):
-        return "-"
-    low, high = metrics.get(f"{key}_ci_low"), metrics.get(f"{key}_ci_high")
-    if low is None:
-        return f"{value:.1f}"
-    text = f"{value:+.1f} [{low:+.1f}, {high:+.1f}]"
-    return text if low > 0 or high < 0 else f"{text}, contains 0"
-
-
-def scores_table(metrics: dict) -> str:
-    """One row per (set, region, score, convention): model, codec, model - codec [95%]."""
-    lines = ["| set | voxels | score | model | codec | model - codec [95%] |",
-             "|---|---|---|---|---|---|"]  # fmt: skip
-    for name in SETS:
-        for where, region in (("", "all"), ("visible_", "visible mask")):
-            for score in ("mIoU", "IoU"):
-                for mode in ("occ3d", "occworld"):
-                    key = f"{where}{score}_{mode}"
-                    lines.append(
-                        f"| {name} | {region} | {score} ({mode}) | "
-                        f"{_cell(metrics, f'{name}_{key}')} | "
-                        f"{_cell(metrics, f'{name}_codec_{key}')} | "
-                        f"{_cell(metrics, f'{name}_{key}_minus_codec')} |"
-                    )
-    return "\n".join(lines)
-
-
-def per_class_table(per_class: dict) -> str:
-    """class | model and codec IoU (%) on each held-out set (Occ3D rule: '-' if absent)."""
-    sets = list(per_class)
-    head = " | ".join(f"{s} model | {s} codec" for s in sets)
-    lines = [f"| class | {head} |", "|---|" + "---|" * (2 * len(sets))]
-    names = per_class[sets[0]]["model"]
-    for n in names:
-        cells = [per_class[s][w][n] for s in sets for w in ("model", "codec")]
-        lines.append(f"| {n} | " + " | ".join("-" if v != v else f"{v:.1f}" for v in cells) + " |")
-    return "\n".join(lines)
-
-
-def other_table(metrics: dict) -> str:
-    """Codebook, bits and (multi-scale) per-scale rows: every remaining number."""
-    keys = [k for k, v in metrics.items() if isinstance(v, float | int) and "IoU" not in k]
-    keys += [k for k in metrics if "_scale" in k]
-    lines = ["| metric | value |", "|---|---|"]
-    lines += [f"| {k} | {metrics[k]:.4g} |" for k in keys if isinstance(metrics[k], float | int)]
-    return "\n".join(lines)
 
 
 def draw(evaluator, model, config, metrics: dict, out_dir: Path, run_dir: Path) -> list[Path]:
@@ -153,6 +111,7 @@ def validate_run(path: Path | str, args: Options) -> dict:
     metrics = {
         **validation_record(config.kind, step_dir, "95%, seeded bootstrap over held-out sequences"),
         "items": {name: len(items["occupancy"]) for name, items in evaluator.sets.items()},
+        "token_cell": dict(zip(("columns", "frames"), token_cell(model), strict=True)),
         **{k: round(v, 4) if isinstance(v, float) else v for k, v in scores.items()},
         "per_class_iou": evaluator.per_class,
     }
@@ -176,10 +135,15 @@ def main(argv=None) -> dict[str, dict]:
         print(per_class_table(metrics["per_class_iou"]))
         print()
         print(other_table(metrics))
+        if scales := scales_table(metrics):
+            print(f"\nReconstruction after each scale (val):\n\n{scales}")
         if args.figures:
             Path(args.figures).mkdir(parents=True, exist_ok=True)
             for picture in metrics["pictures"]:
                 shutil.copy(picture, Path(args.figures) / f"{metrics['kind']}_{Path(picture).name}")
+    if len(results) > 1:
+        print(f"\n## The runs side by side\n\n{runs_table(results)}\n")
+        print(classes_by_run_table(results))
     return results
 
 

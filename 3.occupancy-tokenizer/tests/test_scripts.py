@@ -57,7 +57,7 @@ def test_scene_train_then_validate(tmp_path, capsys):
     assert "| val | all | mIoU (occ3d) |" in capsys.readouterr().out
 
 
-def test_multiscale_reports_every_scale(tmp_path):
+def test_multiscale_reports_every_scale(tmp_path, capsys):
     out = tmp_path / "ms"
     args = ["--kind=multiscale", "--multiscale.scales=1,2,4,8", "--steps=4", "--eval_every=0"]
     load_script("train").main([*TINY, *args, f"--out_dir={out}"])
@@ -68,17 +68,29 @@ def test_multiscale_reports_every_scale(tmp_path):
     assert per_scale[-1] == pytest.approx(metrics["val_mIoU_occ3d"], abs=1e-6)
     assert metrics["tokens_per_frame"] == 1 + 4 + 16 + 64
     assert (out / "validation" / "coarse_to_fine.png").exists()
+    printed = capsys.readouterr().out  # the per-scale table: tokens so far, 1 + 4 + 16 + 64
+    assert f"| 1..4 | 8x8 | 85 | {per_scale[-1]:.1f} |" in printed
 
 
-def test_4d_is_scored_at_its_temporal_compression(tmp_path):
-    out = tmp_path / "4d"
-    args = ["--kind=4d", "--fourd.frames=4", "--fourd.channels=16", "--temporal_compression=2",
-            "--steps=2", "--eval_every=0"]  # fmt: skip
-    load_script("train").main([*TINY, *args, f"--out_dir={out}"])
-    metrics = load_script("validate").main([str(out), "--frames=2", "--bootstrap=10"])[str(out)]
+def test_4d_is_scored_at_its_temporal_compression(tmp_path, capsys):
+    runs = {}
+    for compression in (1, 2):
+        out = runs[compression] = tmp_path / f"4d-t{compression}"
+        args = ["--kind=4d", "--fourd.frames=4", "--fourd.channels=16",
+                f"--temporal_compression={compression}", "--steps=2", "--eval_every=0"]  # fmt: skip
+        load_script("train").main([*TINY, *args, f"--out_dir={out}"])
+    both = load_script("validate").main([str(runs[1]), str(runs[2]), "--frames=2",
+                                         "--bootstrap=10"])  # fmt: skip
+    metrics = both[str(runs[2])]
     assert metrics["items"] == {"val": 2, "heldout": 2}  # clips of 4 frames
+    assert metrics["token_cell"] == {"columns": 4, "frames": 2}
     assert metrics["tokens_per_frame"] == 2 * 8 * 8 / 4  # T' h w / T
     assert metrics["codec_bits_per_frame"] == pytest.approx(8 * 8 * 8 * 4.1699 / 2, rel=1e-4)
+    assert both[str(runs[1])]["tokens_per_frame"] == 8 * 8
+    # the compression table: one row per run, its frames per latent frame and tokens per frame
+    printed = capsys.readouterr().out
+    assert f"| {runs[1]} | 4d | 1 | 64.0 |" in printed
+    assert f"| {runs[2]} | 4d | 2 | 32.0 |" in printed
 
 
 def test_bad_keys_and_missing_checkpoint(tmp_path):
