@@ -11,15 +11,15 @@ Why SUM then LayerNorm, not PointNet's usual max:
   no order), like max, but it is a summary of all of them (their centroid and spread inside
   the voxel), where max keeps, per channel, the one most extreme point: one stray return
   decides the feature, and the gradient of each channel reaches one point only.
-- LayerNorm puts every voxel on one scale. A voxel near the sensor holds hundreds of points,
+- LayerNorm puts every voxel on one scale. A voxel near the sensor holds dozens of points,
   one far away holds one; raw sums would differ by that factor and near voxels would drown
-  the far ones in the BEV sum that follows. LN is scale-invariant, LN(n f) = LN(f) up to its eps, so
-  after it the sum is in effect the mean: the number of points in a voxel is NOT kept
-  (measured: one point and 30 copies of it differ by 1e-4 in a 16-channel feature, the LN's
-  eps). How much of the scene is solid is kept one level up, where BEV pooling sums the
+  the far ones in the BEV sum that follows. LN is scale-invariant, LN(n f) = LN(f) up to
+  its eps, so after it the sum is in effect the mean: the number of points in a voxel is NOT
+  kept (measured: one point and 30 copies of it differ by 1e-4 in a 16-channel feature, the
+  LN's eps). How much of the scene is solid is kept one level up, where BEV pooling sums the
   voxels of a column, each tagged with its height (bev.py).
 
-The pooling is a scatter: `index_add_` adds each point's f_i into row point_voxel[i] of a
+The pooling is a scatter: `index_add` adds each point's f_i into row point_voxel[i] of a
 (V, C) table, so only non-empty voxels exist.
 
 Shapes: P points, V non-empty voxels, C channels of a voxel feature.
