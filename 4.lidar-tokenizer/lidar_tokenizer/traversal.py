@@ -85,13 +85,15 @@ def cell_segments(
         origins.shape[:-1]
     )[..., None]  # (..., R, 1)
     crossings = _plane_crossings(origins, dirs, low, size, cells)  # (..., R, n - 1)
-    crossings = torch.maximum(torch.minimum(crossings, far), near)  # clamp into [near, far]
+    crossings = crossings.clamp(min=near, max=far)  # crossings outside [near, far] collapse
     cuts = torch.cat([near, crossings, far], dim=-1).sort(dim=-1).values  # (..., R, n + 1)
     start, end = cuts[..., :-1], cuts[..., 1:]  # (..., R, n)
-    middle = origins[..., None, :] + ((start + end) / 2)[..., None] * dirs[..., None, :]
-    index = torch.floor((middle - low) / size).to(torch.int64)  # (..., R, n, 3)
+    # the midpoint's cell: floor((o + h d - lo) / s), with o and d in cell units first
+    origin_cells = ((origins - low) / size)[..., None, :]  # (..., R, 1, 3)
+    dir_cells = (dirs / size)[..., None, :]  # (..., R, 1, 3)
+    index = (origin_cells + ((start + end) / 2)[..., None] * dir_cells).floor()  # (..., R, n, 3)
     within = ((index >= 0) & (index < cells)).all(dim=-1)  # (..., R, n)
-    cell = torch.minimum(index.clamp(min=0), cells - 1)  # safe to index with
+    cell = torch.minimum(index.clamp(min=0), cells - 1).long()  # safe to index with
     return Segments(start, end, cell, within & (end > start))
 
 

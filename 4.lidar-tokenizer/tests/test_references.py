@@ -75,6 +75,12 @@ def test_cast_agrees_with_brute_force_stepping_on_random_voxels():
     occupied = torch.rand(SHAPE, generator=generator) < 0.08
     origins = torch.rand(64, 3, generator=generator, dtype=torch.float64) * 2 + ORIGIN
     dirs = F.normalize(torch.randn(64, 3, generator=generator, dtype=torch.float64), dim=-1)
+    # and 64 rays from outside the grid, in through its x = 0 face
+    outside = torch.tensor([-3.0, 0.0, 0.0], dtype=torch.float64)
+    origins = torch.cat([origins, outside + torch.rand(64, 3, generator=generator) - 0.5])
+    inward = torch.randn(64, 3, generator=generator, dtype=torch.float64) * 0.3
+    inward[:, 0] = 1.0
+    dirs = torch.cat([dirs, F.normalize(inward, dim=-1)])
     depth, _ = cast_depth(occupied, BOUNDS, origins, dirs, 0.0, 20.0, "entry", chunk=16)
     expected = first_occupied_by_stepping(occupied, origins, dirs)
     assert (depth - expected).abs().max() <= 1e-3 + 1e-9

@@ -51,7 +51,7 @@ def test_samples_spread_evenly_over_the_marked_segment():
     out = skip_samples(mask, BOUNDS, origins, dirs, 0.0, 20.0, 4)
     # the ray crosses the cell from depth 7 to 11: middles of 4 equal bins of [7, 11]
     assert torch.allclose(out.samples[0], torch.tensor([7.5, 8.5, 9.5, 10.5], dtype=torch.float64))
-    assert out.valid.all() and out.hit.all()
+    assert out.valid.all() and out.hit.all() and out.length.item() == 4.0
 
 
 def test_a_ray_through_empty_cells_gets_no_samples_and_renders_far():
