@@ -81,6 +81,13 @@ def points_at(origins: torch.Tensor, dirs: torch.Tensor, depths: torch.Tensor) -
     return origins[..., None, :] + depths[..., None] * dirs[..., None, :]  # (..., R, S, 3)
 
 
+def uniform(shape, generator: torch.Generator | None, device, dtype) -> torch.Tensor:
+    """U(0, 1) numbers of `shape` on `device`, drawn on the generator's own device (a CPU
+    generator cannot fill a CUDA tensor), so a seeded run draws the same numbers anywhere."""
+    where = generator.device if generator is not None else device
+    return torch.rand(shape, generator=generator, device=where).to(device=device, dtype=dtype)
+
+
 def sample_depths(
     near,
     far,
@@ -109,10 +116,9 @@ def sample_depths(
     step = (far - near) / samples  # delta = (far - near) / S
     bins = torch.arange(samples, dtype=dtype, device=near.device)  # (S,): i
     if stratified:
-        offset = torch.rand((*shape, samples), generator=generator, device=near.device)
+        offset = uniform((*shape, samples), generator, near.device, dtype)
     else:
-        offset = torch.full((*shape, samples), 0.5, device=near.device)
-    offset = offset.to(dtype)
+        offset = torch.full((*shape, samples), 0.5, dtype=dtype, device=near.device)
     return near[..., None] + (bins + offset) * step[..., None]  # h_i = near + (i + u_i) delta
 
 
@@ -129,7 +135,9 @@ def subsample_rays(
         raise ValueError(f"subsample one frame at a time: depths (R,), got {rays.depths.shape}")
     if total == 0:
         raise ValueError("no rays to sample from (an empty sweep?)")
-    index = torch.randperm(total, generator=generator)[:count].to(rays.depths.device)  # (n,)
+    where = generator.device if generator is not None else "cpu"
+    index = torch.randperm(total, generator=generator, device=where)[:count]  # (n,)
+    index = index.to(rays.depths.device)
     return Rays(rays.origins[index], rays.dirs[index], rays.depths[index]), index
 
 

@@ -42,6 +42,7 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
+from lidar_tokenizer.rays import uniform
 from lidar_tokenizer.traversal import Bounds, cell_segments, lookup
 
 
@@ -119,7 +120,7 @@ def skip_samples(
     lengths = (pieces.end - pieces.start) * kept  # (..., R, n): only kept segments count
     shape = (*origins.shape[:-1], samples)
     if stratified:
-        offset = torch.rand(shape, generator=generator, device=origins.device).to(origins.dtype)
+        offset = uniform(shape, generator, origins.device, origins.dtype)
     else:
         offset = torch.full(shape, 0.5, dtype=origins.dtype, device=origins.device)
     depths = _place(lengths, pieces.start, offset)  # (..., R, S)
