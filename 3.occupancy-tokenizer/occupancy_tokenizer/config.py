@@ -8,7 +8,7 @@ A preset is a short diff from `debug`. The voxel grid is the driving preset's (`
 the `grid` of each model section is a `derived` field, filled in by `complete_config` and
 refused as an override.
 
-    debug       a 2-core CPU: the driving `debug` preset (64 x 64 x 8), minutes
+    debug       a 2-core CPU: the driving `debug` grid, 2 x 2 columns per token, FSQ, minutes
     prototype   one GPU: the paper grid 200 x 200 x 16 with OccWorld's 50 x 50 latent
     paper       OccWorld's and OccSora's published sizes (OccWorld ~14 M parameters)
 """
@@ -38,6 +38,7 @@ from worldmodels.data.driving.config import PRESETS as DRIVING_PRESETS
 CHAPTER_DIR = Path(__file__).resolve().parent.parent  # 3.occupancy-tokenizer/
 KINDS = ("scene", "4d", "multiscale")
 GRID_SOURCE = "the driving preset (data.preset)"
+DEBUG_GRID = tuple(DRIVING_PRESETS["debug"].grid.size)  # (X, Y, Z) of the driving debug data
 PAPER_SCALES = (1, 2, 3, 4, 6, 9, 13, 18, 25, 32, 40, 50)  # VAR-like sides up to 50 x 50
 
 
@@ -45,14 +46,14 @@ PAPER_SCALES = (1, 2, 3, 4, 6, 9, 13, 18, 25, 32, 40, 50)  # VAR-like sides up t
 class SceneSection(SceneTokenizerConfig):
     """The scene tokenizer's sizes (scene.py), its grid taken from the data."""
 
-    grid: tuple[int, int, int] = derived((64, 64, 8), GRID_SOURCE)
+    grid: tuple[int, int, int] = derived(DEBUG_GRID, GRID_SOURCE)
 
 
 @dataclass
 class MultiScaleSection(SceneTokenizerConfig):
     """The scene tokenizer with VAR's multi-scale residual quantizer."""
 
-    grid: tuple[int, int, int] = derived((64, 64, 8), GRID_SOURCE)
+    grid: tuple[int, int, int] = derived(DEBUG_GRID, GRID_SOURCE)
     quantizer: str = "multiscale"
 
 
@@ -60,7 +61,7 @@ class MultiScaleSection(SceneTokenizerConfig):
 class FourDSection(FourDTokenizerConfig):
     """OccSora's 4D tokenizer's sizes (fourd.py); `frames` is the clip length it reads."""
 
-    grid: tuple[int, int, int] = derived((64, 64, 8), GRID_SOURCE)
+    grid: tuple[int, int, int] = derived(DEBUG_GRID, GRID_SOURCE)
 
 
 @dataclass
@@ -106,17 +107,17 @@ def clip_frames(config: Config) -> int:
 
 
 def debug() -> Config:
-    """A 2-core CPU in about 15 minutes: 2.5 M parameters, 64 x 64 x 8 -> 16 x 16 tokens.
+    """A 2-core CPU in about 15 minutes: the driving debug grid -> 32 x 32 FSQ tokens.
 
-    600 steps of 8 grids (2 epochs of the 2,400 training frames) at 1.4-1.5 s a step (a third
-    of it Lovasz-softmax) on one thread of the shared 2-core CPU: the VQ run took 15.0 min
-    with its evaluations, the FSQ one (--scene.quantizer=fsq) 13.9 min
-    (3.occupancy-tokenizer/results/).
+    A token covers 2 x 2 columns (2 m x 2 m at 1 m voxels), the nearest this grid comes to
+    OccWorld's 4 x 4 columns of 0.4 m (1.6 m); 4 x 4 columns here (16 x 16 tokens, 4 m) lose
+    the small classes (README: "How big is a token?"). FSQ, not VQ: VQ leaves most of its
+    512 codes dead on occupancy (the notebook shows it; `--scene.quantizer=vq` reproduces it).
     """
     return Config(
-        scene=SceneSection(),
+        scene=SceneSection(quantizer="fsq", channel_mults=(1, 2)),
         fourd=FourDSection(frames=8, channels=64, temporal_compression=2, spatial_downsample=4),
-        multiscale=MultiScaleSection(),
+        multiscale=MultiScaleSection(channel_mults=(1, 2), scales=(1, 2, 4, 8, 16, 32)),
         run=RunConfig(steps=600, batch_size=8, lr=2e-3, warmup_steps=30, log_every=10,
                       eval_every=200, checkpoint_every=100, grad_clip=35.0),
     )  # fmt: skip
@@ -128,8 +129,10 @@ def prototype() -> Config:
     base = on_data(debug(), "paper")
     config = override(base, {
         "data.preload": False, "data.eval_frames": 256,
-        "scene.channels": 64, "scene.latent_dim": 128,
+        "scene.channels": 64, "scene.latent_dim": 128, "scene.channel_mults": (1, 2, 4),
+        "scene.quantizer": "vq",
         "multiscale.channels": 64, "multiscale.latent_dim": 128,
+        "multiscale.channel_mults": (1, 2, 4),
         "multiscale.scales": PAPER_SCALES,
         "fourd.frames": 16, "fourd.channels": 128, "fourd.temporal_compression": 4,
         "fourd.spatial_downsample": 8, "fourd.latent_dim": 128,

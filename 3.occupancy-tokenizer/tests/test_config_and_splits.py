@@ -35,7 +35,7 @@ def test_presets_follow_their_data_and_the_papers():
 def test_the_grid_is_the_datas_and_refused_as_an_override():
     config, preset = parse_run(["--data.preset=synthetic", "--kind=multiscale"])
     assert preset == "debug" and config.multiscale.grid == (32, 32, 8)
-    assert config.multiscale.scales == (1, 2, 4, 8)  # fitted to the 8 x 8 latent
+    assert config.multiscale.scales == (1, 2, 4, 8, 16)  # fitted to the 16 x 16 latent
     with pytest.raises(ConfigError, match="grid is set from"):
         parse_run(["--scene.grid=32,32,8"])
     with pytest.raises(ConfigError, match="kind"):

@@ -3,6 +3,7 @@ scores what the trainer scored, and each kind's own numbers are there."""
 
 import importlib.util
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -48,7 +49,9 @@ def test_scene_train_then_validate(tmp_path, capsys):
     assert metrics["val_mIoU_occ3d_minus_codec"] == pytest.approx(difference, abs=1e-3)
     low, high = (metrics[f"val_mIoU_occ3d_minus_codec_ci_{e}"] for e in ("low", "high"))
     assert low <= metrics["val_mIoU_occ3d_minus_codec"] <= high
-    assert metrics["tokens_per_frame"] == 64 and metrics["bits_per_frame"] == 64 * 9
+    # FSQ (8, 5, 5, 5): 1000 codes; 32 x 32 synthetic grid, 2 x 2 columns per token
+    assert metrics["tokens_per_frame"] == 256
+    assert metrics["bits_per_frame"] == pytest.approx(256 * math.log2(1000))
     assert set(metrics["per_class_iou"]) == {"val", "heldout"}
     for name in ("bev_val.png", "bev_heldout.png", "per_class.png", "training.png"):
         assert (out / "validation" / name).exists()
@@ -59,7 +62,8 @@ def test_scene_train_then_validate(tmp_path, capsys):
 
 def test_multiscale_reports_every_scale(tmp_path, capsys):
     out = tmp_path / "ms"
-    args = ["--kind=multiscale", "--multiscale.scales=1,2,4,8", "--steps=4", "--eval_every=0"]
+    args = ["--kind=multiscale", "--multiscale.channel_mults=1,2,4", "--multiscale.scales=1,2,4,8",
+            "--steps=4", "--eval_every=0"]  # fmt: skip
     load_script("train").main([*TINY, *args, f"--out_dir={out}"])
     metrics = load_script("validate").main([str(out), "--frames=4", "--bootstrap=10"])[str(out)]
     scales = enumerate((1, 2, 4, 8))
