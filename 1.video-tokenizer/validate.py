@@ -38,12 +38,12 @@ from video_tokenizer.figures import noise_in, plot_codebook, plot_training, save
 from video_tokenizer.model import VideoTokenizer
 from video_tokenizer.pretrained import load_tokenizer
 
-from worldmodels.checkpoint import load_model, read_json, write_json_atomic
+from worldmodels.checkpoint import load_model, write_json_atomic
 from worldmodels.config import parse_command
 from worldmodels.data.subsets import fixed_subset, stack_items
 from worldmodels.metrics import psnr
 from worldmodels.metrics.bootstrap import Interval, mean_interval
-from worldmodels.runlog import git_commit, write_results
+from worldmodels.runlog import export_checkpoint, git_commit, write_results
 from worldmodels.runtime import pick_device, seed_everything
 
 DEBUG_RUN = CHAPTER_DIR.parent / "runs" / CHAPTER_DIR.name / "debug"
@@ -135,15 +135,7 @@ def main(argv=None) -> dict:
     print(json.dumps(metrics, indent=2))
     print(f"pictures and metrics.json in {out_dir}")
     if args.export:
-        export = Path(args.export)
-        export.mkdir(parents=True, exist_ok=True)
-        for name in ("model.safetensors", "config.json", "state.json"):
-            shutil.copy(step_dir / name, export / name)
-        run_info = read_json(step_dir.parent.parent / "run.json")
-        made_by = {key: run_info[key] for key in ("machine", "git_commit")}
-        write_json_atomic(
-            export / "metrics.json", {**metrics, "trained_by": run_info["command"], **made_by}
-        )
+        export_checkpoint(step_dir, args.export, metrics)
     if args.figures:
         Path(args.figures).mkdir(parents=True, exist_ok=True)
         for picture in out_dir.glob("*.png"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -156,3 +157,21 @@ def validation_record(kind: str, step_dir: Path, intervals: str) -> dict[str, st
         "git_commit": git_commit(),
         "intervals": intervals,
     }
+
+
+EXPORTED_FILES = ("model.safetensors", "config.json", "state.json")  # of a checkpoint folder
+
+
+def export_checkpoint(step_dir: Path, export_dir: Path | str, metrics: dict) -> Path:
+    """A stand-alone copy of a trained model for later chapters (`validate.py --export=DIR`,
+    how each chapter's `pretrained/` is made): the checkpoint's weights, config and state, and
+    metrics.json with the scores and how the run was made (command, commit, machine)."""
+    step_dir, export = Path(step_dir), Path(export_dir)
+    export.mkdir(parents=True, exist_ok=True)
+    for name in EXPORTED_FILES:
+        shutil.copy(step_dir / name, export / name)
+    run_info = read_json(step_dir.parent.parent / "run.json")
+    made_by = {key: run_info.get(key) for key in ("machine", "git_commit")}
+    write_json_atomic(export / "metrics.json",
+                      {**metrics, "trained_by": run_info.get("command"), **made_by})  # fmt: skip
+    return export
