@@ -19,7 +19,9 @@ the reconstruction after each scale; a 4D run is scored at its temporal compress
 Writes into `<run>/validation/`: metrics.json, bev_val.png and bev_heldout.png (original |
 reconstruction | codec from above), per_class.png, training.png, and coarse_to_fine.png
 (multi-scale). `--figures=DIR` copies the pictures there as `<kind>_<name>`; `--results=DIR`
-writes `<run>.json` there: the metrics with the training command, the commit and the machine.
+writes `<run>.json` there: the metrics with the training command, the commit and the machine;
+`--export=DIR` copies the trained tokenizer to `DIR/<run>` (how `pretrained/` was made, read
+by `occupancy_tokenizer.pretrained.load_tokenizer`).
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ from occupancy_tokenizer.tables import (
 
 from worldmodels.checkpoint import write_json_atomic
 from worldmodels.config import at_least, parse_command
-from worldmodels.runlog import validation_record, write_results
+from worldmodels.runlog import export_checkpoint, validation_record, write_results
 from worldmodels.runtime import pick_device, seed_everything
 
 RUNS_DIR = CHAPTER_DIR.parent / "runs" / CHAPTER_DIR.name
@@ -67,6 +69,7 @@ class Options:
     out_name: str = "validation"  # folder in the run for the results
     figures: str = ""  # also copy the pictures to this folder (the README's figures)
     results: str = ""  # also write <run>.json here: metrics + train command + commit
+    export: str = ""  # also copy the checkpoint + metrics to DIR/<run> (how pretrained/ is made)
 
     def __post_init__(self):
         at_least(self, 0, "frames")
@@ -119,6 +122,8 @@ def validate_run(path: Path | str, args: Options) -> dict:
     if args.results:  # the committed copy: the numbers, and how the run and they were made
         suffix = "" if args.out_name == "validation" else f"-{args.out_name}"
         write_results(args.results, f"{run_dir.name}{suffix}", metrics, run_dir)
+    if args.export:
+        export_checkpoint(step_dir, Path(args.export) / run_dir.name, metrics)
     metrics["pictures"] = [str(p) for p in draw(evaluator, model, config, metrics, out_dir,
                                                 run_dir)]  # fmt: skip
     return metrics

@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from occupancy_tokenizer.build import load_run
+from occupancy_tokenizer.pretrained import load_tokenizer
 
 from worldmodels.checkpoint import CheckpointError
 from worldmodels.config import ConfigError
@@ -19,6 +21,10 @@ TINY = [
     "--batch_size=4", "--lr=3e-3", "--warmup_steps=2", "--log_every=2", "--eval_frames=8",
     "--progress=false", "--device=cpu",
 ]  # fmt: skip
+
+
+def config_of(run):
+    return load_run(run)[1]
 
 
 def load_script(name):
@@ -40,8 +46,9 @@ def test_scene_train_then_validate(tmp_path, capsys):
 
     results = tmp_path / "results"
     runs = load_script("validate").main(
-        [str(out), "--frames=8", "--bootstrap=50", f"--results={results}"]
-    )
+        [str(out), "--frames=8", "--bootstrap=50", f"--results={results}",
+         f"--export={tmp_path / 'pretrained'}"]
+    )  # fmt: skip
     metrics = runs[str(out)]
     # the same 8 fixed frames, the same weights: the checkpoint scores what the trainer did
     assert metrics["val_mIoU_occ3d"] == pytest.approx(result["eval/val_mIoU_occ3d"], abs=1e-3)
@@ -58,6 +65,11 @@ def test_scene_train_then_validate(tmp_path, capsys):
     saved = json.loads((results / "scene.json").read_text())
     assert "train.py" in saved["trained_by"] or saved["trained_by"]  # the training command
     assert "| val | all | mIoU (occ3d) |" in capsys.readouterr().out
+    # the exported copy loads as chapter 5 will load it, and reconstructs as the run did
+    tokenizer, loaded = load_tokenizer(tmp_path / "pretrained" / "scene")
+    assert loaded.scene == config_of(out).scene and not tokenizer.training
+    exported = json.loads((tmp_path / "pretrained" / "scene" / "metrics.json").read_text())
+    assert exported["val_mIoU_occ3d"] == metrics["val_mIoU_occ3d"] and exported["trained_by"]
 
 
 def test_multiscale_reports_every_scale(tmp_path, capsys):
