@@ -5,6 +5,9 @@ plot_coarse_to_fine  the multi-scale reconstruction after each scale, coarse to 
 plot_per_class       per-class IoU bars of the model and the codec
 plot_training        training loss and held-out mIoU against steps, from log.jsonl
 
+The first three save a PNG; `bev_rows_figure`, `coarse_to_fine_figure` and
+`per_class_figure` return the same picture as a matplotlib Figure (the notebook shows it).
+
 Shapes: T time steps, X, Y, Z voxel-grid sizes, n a count of frames, said here.
 """
 
@@ -30,6 +33,11 @@ def _frames(grids: torch.Tensor) -> torch.Tensor:
 def save_bev_rows(columns: dict[str, torch.Tensor], path: Path, title: str) -> Path:
     """A PNG with one column per entry ({"original": (n, X, Y, Z), "reconstruction": ...})
     and one row per frame, each drawn from above (the top-most occupied voxel's class)."""
+    return save_figure(bev_rows_figure(columns, title), path)
+
+
+def bev_rows_figure(columns: dict[str, torch.Tensor], title: str) -> plt.Figure:
+    """The figure of `save_bev_rows`: one column per entry, one row per frame."""
     columns = {name: _frames(grids) for name, grids in columns.items()}
     rows = min(len(g) for g in columns.values())
     fig, axes = plt.subplots(rows, len(columns), figsize=(2.4 * len(columns), 2.4 * rows),
@@ -44,7 +52,7 @@ def save_bev_rows(columns: dict[str, torch.Tensor], path: Path, title: str) -> P
             ax.set_ylabel("")
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    return save_figure(fig, path)
+    return fig
 
 
 def plot_coarse_to_fine(
@@ -52,6 +60,14 @@ def plot_coarse_to_fine(
     scores: list[float] | None = None,
 ) -> Path:  # fmt: skip
     """One frame: its reconstruction from the scales 1..k (k = 1..K), then the original."""
+    return save_figure(coarse_to_fine_figure(truth, per_scale, scales, scores), path)
+
+
+def coarse_to_fine_figure(
+    truth: torch.Tensor, per_scale: list[torch.Tensor], scales: tuple[int, ...],
+    scores: list[float] | None = None,
+) -> plt.Figure:  # fmt: skip
+    """The figure of `plot_coarse_to_fine` (truth (n, X, Y, Z): its first frame is drawn)."""
     panels = len(per_scale) + 1
     fig, axes = plt.subplots(1, panels, figsize=(2.2 * panels, 2.6), squeeze=False)
     for k, pred in enumerate(per_scale):
@@ -66,12 +82,17 @@ def plot_coarse_to_fine(
         ax.set_xlabel("")
         ax.set_ylabel("")
     fig.tight_layout()
-    return save_figure(fig, path)
+    return fig
 
 
 def plot_per_class(bars: dict[str, dict[str, float]], path: Path, title: str) -> Path:
     """Grouped bars: per-class IoU (%) of each entry ({"model": {class: IoU}, "codec": ...});
     a class absent from the set (NaN) is left empty."""
+    return save_figure(per_class_figure(bars, title), path)
+
+
+def per_class_figure(bars: dict[str, dict[str, float]], title: str) -> plt.Figure:
+    """The figure of `plot_per_class`."""
     names = list(next(iter(bars.values())))
     width = 0.8 / len(bars)
     fig, ax = plt.subplots(figsize=(10, 3.2))
@@ -84,7 +105,7 @@ def plot_per_class(bars: dict[str, dict[str, float]], path: Path, title: str) ->
     ax.set_ylim(0, 100)
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=8)
-    return save_figure(fig, path)
+    return fig
 
 
 def plot_training(log_file: Path, path: Path) -> Path:
