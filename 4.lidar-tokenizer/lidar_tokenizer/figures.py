@@ -1,6 +1,7 @@
 """Chapter 4's pictures, for validate.py, the trainer's samples and the README.
 
 save_sample          a sweep from above: measured | rendered (the trainer's samples/)
+show_bev_image       an image indexed [x, y] from above, laid out as plot_points_bev draws
 plot_bev_tokens      the encoder's input from above (its voxels' BEV occupancy) | the tokens
 plot_clouds          true | rendered | codec point clouds from above, one row per frame
 plot_range_images    true | rendered range image | signed depth error, one driving frame
@@ -31,6 +32,18 @@ def _extent(model) -> tuple[float, float, float, float]:
     return (-r, r, -r, r)
 
 
+def show_bev_image(ax, image, region_xy: float, **imshow_kwargs):
+    """An (X, Y) or (X, Y, 3) image indexed [x, y] (the voxel grid's layout, x forward, y left)
+    over [-r, r]^2 metres, drawn as plot_points_bev draws points: x forward up, +y (left) on
+    the left. Returns the AxesImage."""
+    r = region_xy
+    shown = ax.imshow(image, origin="lower", extent=(-r, r, -r, r), **imshow_kwargs)
+    ax.set_xlim(r, -r)  # column 0 (y = -r, the right side) lands on the right
+    ax.set_xlabel("y (m)")
+    ax.set_ylabel("x (m)")
+    return shown
+
+
 def _cloud(frame, depth: torch.Tensor) -> torch.Tensor:
     """The frame's scored rays at `depth` (R,) -> points (R, 3)."""
     return frame.rays.dirs * depth[:, None]
@@ -59,16 +72,11 @@ def plot_bev_tokens(model, last: dict, path: Path, count: int = 2) -> Path:
         X, Y, _ = model.grid.shape
         x, y, _ = voxels.coords.unbind(-1)  # (V,) each
         columns = torch.zeros(X, Y).index_put_((x, y), torch.ones(len(x)), accumulate=True)
-        # images with x forward = up and y left = left, as plot_points_bev draws
-        axes[row, 0].imshow(np.log1p(columns.numpy()), origin="lower", cmap="magma",
-                            extent=(r, -r, -r, r))  # fmt: skip
+        show_bev_image(axes[row, 0], np.log1p(columns.numpy()), r, cmap="magma")
         axes[row, 0].set_title("input: voxels per column (log)", fontsize=9)
         palette = np.random.default_rng(0).random((model.codebook_size, 3))
-        axes[row, 1].imshow(palette[tokens.numpy()], origin="lower", extent=(r, -r, -r, r))
+        show_bev_image(axes[row, 1], palette[tokens.numpy()], r)
         axes[row, 1].set_title(f"tokens {tuple(tokens.shape)}, a colour per id", fontsize=9)
-        for ax in axes[row]:
-            ax.set_xlabel("y (m)")
-            ax.set_ylabel("x (m)")
     return save_figure(fig, path)
 
 
