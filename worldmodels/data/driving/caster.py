@@ -34,7 +34,7 @@ from einops import reduce
 from worldmodels.data.driving.config import Preset
 from worldmodels.data.driving.rays import GridGeometry, enter_first_voxel, plane_t, prepare
 from worldmodels.data.driving.scene import EgoRaster
-from worldmodels.data.driving.voxels import EPS, Columns, Voxels
+from worldmodels.data.driving.voxels import BAND, EPS, Columns, Voxels
 
 NO_RETURN = 255  # label of rays without a return
 INSIDE = 0.005  # m, how far a reported point lies inside the surface it hit
@@ -94,13 +94,16 @@ def cast_rays(
 
 def _square_ceilings(columns: Columns, geom: GridGeometry, sides, mode: str) -> list:
     """For each side length (in raster columns), the height below which squares of that side
-    hold solid: the highest solid top (for the voxel caster rounded up to a voxel face, so
-    that occupied voxels lie below it too). A ray that stays at or above it while crossing a
+    hold solid: the highest solid top (for the voxel caster raised by BAND, taken over the
+    neighbouring columns too and rounded up to a voxel face, so that every occupied voxel,
+    including those a nearby surface occupies by voxels.py's band and side-face rules, lies
+    below it). A ray that stays at or above it while crossing a
     square can cross the square in one step. Squares align with the raster's corner (padded
     with empty columns to fit); a voxel column is r x r raster columns and the grid's offset
     is a whole number of voxels, so these squares are unions of whole voxel columns."""
     ceiling = np.maximum(columns.ground_top, columns.top)
-    if mode == "voxel":
+    if mode == "voxel":  # a voxel is also occupied by a surface within BAND below its floor
+        ceiling = _grow(ceiling + BAND)  # or just across one of its side faces
         ceiling = geom.z0 + np.ceil((ceiling - EPS - geom.z0) / geom.dz) * geom.dz
     out = []
     for side in sides:
@@ -108,6 +111,14 @@ def _square_ceilings(columns: Columns, geom: GridGeometry, sides, mode: str) -> 
         padded = np.pad(ceiling, ((0, pad), (0, pad)), constant_values=-np.inf)
         out.append((side, reduce(padded, "(rows a) (cols b) -> rows cols", "max", a=side, b=side)))
     return out
+
+
+def _grow(height: np.ndarray) -> np.ndarray:
+    """(M, N) the highest value among each column and its 8 neighbours."""
+    padded = np.pad(height, 1, constant_values=-np.inf)
+    M, N = height.shape
+    shifted = [padded[a : a + M, b : b + N] for a in range(3) for b in range(3)]
+    return np.maximum.reduce(shifted)
 
 
 @dataclass
