@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from einops import rearrange
 
-from worldmodels.data.driving import PRESETS, lidar, scene, terrain, traffic, voxels, world
+from worldmodels.data.driving import PRESETS, build, lidar, scene, terrain, traffic, voxels, world
 from worldmodels.data.driving.caster import INSIDE
 from worldmodels.data.driving.stats import solid_at
 from worldmodels.occ3d import CLASS_ID, FREE
@@ -70,44 +70,44 @@ def cast(raster, dirs, preset=DEBUG):
 
 
 def test_one_ground_layer_and_hollow_buildings():
-    # Debug levels: z in [-1 + 0.8 k, -0.2 + 0.8 k); the road (z = 0) lies inside level 1.
+    # Debug levels: z in [-1 + 0.4 k, -0.6 + 0.4 k); the road (z = 0) lies inside level 2.
     raster = empty_raster()
     # A building off the voxel faces: x in [2.25, 10.25), y in [-5.75, 4.25), 4 m tall (its
-    # roof inside level 6, [3.8, 4.6)); voxel columns x 34..42, y 26..36.
+    # roof inside level 12, [3.8, 4.2)); voxel columns x 34..42, y 26..36.
     put_solid(raster, 2.25, 10.25, -5.75, 4.25, MANMADE, 4.0, bottom=-0.5)
     semantics = voxels.voxelize(raster, DEBUG).semantics
-    assert DEBUG.grid.road_level == 1
-    assert np.all(semantics[:, :, 0] == FREE)  # the earth under the road is not a surface
+    assert DEBUG.grid.size == (64, 64, 16) and DEBUG.grid.road_level == 2
+    assert np.all(semantics[:, :, :2] == FREE)  # the earth under the road is not a surface
     outside = np.ones((64, 64), dtype=bool)
     outside[34:43, 26:37] = False
-    assert np.all(semantics[:, :, 1][outside] == ROAD)  # one layer of road
-    assert np.all(semantics[:, :, 2:][outside] == FREE)
+    assert np.all(semantics[:, :, 2][outside] == ROAD)  # one layer of road
+    assert np.all(semantics[:, :, 3:][outside] == FREE)
     interior = semantics[35:42, 27:36]
-    assert np.all(interior[:, :, 1:6] == FREE)  # the inside of the building is not occupied
-    assert np.all(interior[:, :, 6] == MANMADE) and np.all(interior[:, :, 7] == FREE)  # roof
+    assert np.all(interior[:, :, 2:12] == FREE)  # the inside of the building is not occupied
+    assert np.all(interior[:, :, 12] == MANMADE) and np.all(interior[:, :, 13:] == FREE)  # roof
     ring = np.zeros((64, 64), dtype=bool)
     ring[34:43, 26:37] = True
     ring[35:42, 27:36] = False
-    assert np.all(semantics[ring][:, 2:7] == MANMADE)  # walls, one voxel thick
-    assert np.all(semantics[ring][:, 7] == FREE)
+    assert np.all(semantics[ring][:, 3:13] == MANMADE)  # walls, one voxel thick
+    assert np.all(semantics[ring][:, 13:] == FREE)
 
 
 def test_a_surface_on_a_voxel_face_occupies_both_sides():
-    # A road 3 cm above the face z = -0.2 (within the 5 cm band): level 0 holds it too.
+    # A road 3 cm above the face z = -0.2 (within the 5 cm band): level 1 holds it too.
     raster = empty_raster(ground_z=-0.17)
     # A wall whose face x = 10 is a voxel face: the voxels just in front (x index 41) as well.
     put_solid(raster, 10.0, 11.0, -5.0, 5.0, MANMADE, 3.0, bottom=-0.5)
     semantics = voxels.voxelize(raster, DEBUG).semantics
-    assert np.all(semantics[:40, :, 0] == ROAD) and np.all(semantics[:40, :, 1] == ROAD)
-    assert np.all(semantics[41, 27:37, 2:4] == MANMADE)  # in front of the face
-    assert np.all(semantics[40, 27:37, 2:] == FREE)  # one voxel further: free
+    assert np.all(semantics[:40, :, 1] == ROAD) and np.all(semantics[:40, :, 2] == ROAD)
+    assert np.all(semantics[41, 27:37, 3:9] == MANMADE)  # in front of the face
+    assert np.all(semantics[40, 27:37, 3:] == FREE)  # one voxel further: free
 
 
 def test_unobserved_columns_are_not_labelled():
     raster = empty_raster()
     raster.observed[: raster.observed.shape[0] // 2] = False  # nobody saw x < 0
     semantics = voxels.voxelize(raster, DEBUG).semantics
-    assert np.all(semantics[:32] == FREE) and np.all(semantics[32:, :, 1] == ROAD)
+    assert np.all(semantics[:32] == FREE) and np.all(semantics[32:, :, 2] == ROAD)
 
 
 def test_a_bush_grown_into_another_solid_on_uneven_ground_keeps_the_other_solid():
@@ -147,15 +147,16 @@ def test_ray_hits_wall_face_and_ground_where_hand_computed():
 def test_point_stays_in_the_voxel_that_holds_the_surface():
     raster = empty_raster()
     put_solid(raster, 1.0, 2.0, -5.0, 5.0, MANMADE, 5.0)  # wall, x in [1, 2)
-    # The ray meets the wall at x = 1, z = 2.198: 2 mm below the level face z = 2.2. 5 mm
-    # inside the wall would be above that face, so the point stops halfway to it instead.
+    # The ray meets the wall at x = 1, z = 2.198: 2 mm below the level face z = 2.2 (between
+    # levels 7 and 8). 5 mm inside the wall would be above that face, so the point stops
+    # halfway to it instead.
     rise = 2.198 - SENSOR[2]
     direction = unit([1.0, 0.01, rise])
     hits = cast(raster, direction)
     enter, face = 1.0 / direction[0], (2.2 - SENSOR[2]) / direction[2]
     assert hits.t[0] == pytest.approx(enter + (face - enter) / 2)
     index, _ = voxel_index(SENSOR + hits.t[0] * direction[None])
-    assert index.tolist() == [[33, 32, 3]]
+    assert index.tolist() == [[33, 32, 7]]
 
 
 def test_a_ray_past_a_partly_filled_voxel_goes_on_to_the_first_surface():
@@ -183,13 +184,13 @@ def test_visibility_marks_exactly_the_voxels_on_the_ray():
     # Hand count: the ray stays in y column 32 and descends 0.2 m per metre of x, from
     # z = 1.84 to the road (0) at x = 9.2 (its point lies 5 mm further). In x column k
     # (x in [k - 32, k - 31)) it spans z = 1.84 - 0.2 x, i.e. the levels from
-    # floor((z_low + 1) / 0.8) to ceil((z_high + 1) / 0.8) - 1 (touching a face does not count).
+    # floor((z_low + 1) / 0.4) to ceil((z_high + 1) / 0.4) - 1 (touching a face does not count).
     expected = set()
     for k in range(32, 42):
         x0, x1 = k - 32, min(k - 31, 9.2 + 0.005)
         z_high, z_low = 1.84 - 0.2 * x0, 1.84 - 0.2 * x1
-        low = int(np.floor((z_low + 1) / 0.8 + 1e-6))
-        high = int(np.ceil((z_high + 1) / 0.8 - 1e-6)) - 1
+        low = int(np.floor((z_low + 1) / 0.4 + 1e-6))
+        high = int(np.ceil((z_high + 1) / 0.4 - 1e-6)) - 1
         expected |= {(k, 32, z) for z in range(max(low, 0), high + 1)}
     assert set(map(tuple, np.argwhere(seen))) == expected
 
@@ -204,7 +205,7 @@ def frame():
     low, high = record.ego_xy.min(0) - margin, record.ego_xy.max(0) + margin
     lanes = traffic.lane_samples_in(record.lanes, low, high, DEBUG.fine_cell / 2)
     rng = np.random.default_rng(0)
-    static = world.build_world(lanes, record.obstacles, spec.style, low, high, 0.25, rng)
+    static = build.build_world(lanes, record.obstacles, spec.style, low, high, 0.25, rng)
     place = scene.EgoPlace.on(static, record.ego_xy[1], record.ego_yaw[1])
     raster, _ = scene.ego_raster(static, place, record.agents[1] + static.parked, DEBUG)
     dirs = rearrange(DEBUG.lidar.ray_directions(), "H W xyz -> (H W) xyz")

@@ -5,7 +5,7 @@ ego pose and the agents' boxes. See worldmodels/data/README.md.
     from worldmodels.data.driving import DrivingSequences, ensure_dataset
     folder = ensure_dataset("debug")             # makes data/driving/debug/ on first use
     clip = DrivingSequences("train", seq_len=8)[0]
-    clip["occupancy"].shape                      # (8, 64, 64, 8) uint8
+    clip["occupancy"].shape                      # (8, 64, 64, 16) uint8
 """
 
 from worldmodels.data.driving.config import (

@@ -6,9 +6,9 @@ Frames (all right-handed, metres):
   around z = 0.
 - ego: x forward, y left, z up; origin on the road surface under the centre of the ego's
   footprint (`EGO_ORIGIN_HEIGHT` = 0; nuScenes puts it under the rear axle), tilted with the
-  road's slope there. The road surface near the ego is the plane z = 0, which lies inside a
-  voxel level of every preset (levels start at -1 + 0.4 k or -1 + 0.8 k): the ground is one
-  layer, not a face between two.
+  road's slope there and with the body's pitch and roll (scene.py). The road surface near the
+  ego is the plane z = 0, which lies inside a voxel level of every preset (levels start at
+  -1 + 0.4 k or -1 + 0.8 k): the ground is one layer, not a face between two.
 - sensor (LiDAR): the ego frame shifted up to the sensor, (0, 0, `sensor_height`) in ego.
 """
 
@@ -189,13 +189,15 @@ class Preset:
         return hashlib.sha256(f"{ENGINE_VERSION}:{text}".encode()).hexdigest()[:16]
 
 
-ENGINE_VERSION = 2  # bump when the engine's output changes for the same settings
+ENGINE_VERSION = 3  # bump when the engine's output changes for the same settings
 
 PRESETS = {
-    # 64 x 64 x 8 over +-32 m at 1 m x 1 m x 0.8 m: the CPU size chapters 3-5 train on.
+    # 64 x 64 x 16 over +-32 m at 1 m x 1 m x 0.4 m: the CPU size chapters 3-5 train on, with
+    # Occ3D's 0.4 m levels (0.8 m levels let the ground's camber, kerbs and relief hide inside
+    # one level, so copying the last frame was easier than on Occ3D).
     "debug": Preset(
         name="debug",
-        grid=GridConfig(size=(64, 64, 8), voxel_xy=1.0),
+        grid=GridConfig(size=(64, 64, 16), voxel_xy=1.0),
         lidar=LidarConfig(azimuths=360, max_range=50.0),
         data=DatasetConfig(),
         fine_cell=0.25,

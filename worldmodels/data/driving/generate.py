@@ -14,6 +14,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from worldmodels.data.driving import (
+    build,
     lanes,
     lidar,
     observed,
@@ -21,7 +22,6 @@ from worldmodels.data.driving import (
     scene,
     traffic,
     voxels,
-    world,
 )
 from worldmodels.data.driving.config import Preset, get_preset
 
@@ -107,13 +107,21 @@ def generate_sequence(scenario: str, seed: int, preset: str | Preset, timings=No
 
 def build_surroundings(spec: traffic.Scenario, record, seed: int, preset: Preset):
     """The static world over the area the ego's LiDAR reaches during the sequence, and the
-    pedestrians of urban scenes (a list of agents per frame)."""
+    parked cars and pedestrians (on the sidewalks and at the crossings) of urban scenes: a
+    list of static and walking agents per frame."""
     margin = preset.raster_half_extent * np.sqrt(2) + 2.0  # the raster's corners, any heading
     box_min, box_max = record.ego_xy.min(0) - margin, record.ego_xy.max(0) + margin
     samples = lanes.lane_samples_in(record.lanes, box_min, box_max, preset.fine_cell / 2)
     rng = _rng(seed, spec.name, 1)
-    static = world.build_world(
-        samples, record.obstacles, spec.style, box_min, box_max, preset.fine_cell, rng
+    static = build.build_world(
+        samples,
+        record.obstacles,
+        spec.style,
+        box_min,
+        box_max,
+        preset.fine_cell,
+        rng,
+        record.crossings,
     )
     static.seen = observed.seen_from_path(
         static, record.ego_xy, preset.lidar.max_range, preset.lidar.sensor_height
@@ -121,8 +129,10 @@ def build_surroundings(spec: traffic.Scenario, record, seed: int, preset: Preset
     frames, dt = preset.data.frames, 1 / preset.data.frame_rate
     if spec.style != "urban":
         return static, [list(static.parked) for _ in range(frames)]
-    walkers = pedestrians.walk(static, samples, record.ego_xy, frames, dt, _rng(seed, spec.name, 2))
-    return static, [list(static.parked) + w for w in walkers]
+    rng = _rng(seed, spec.name, 2)
+    walkers = pedestrians.walk(static, samples, record.ego_xy, frames, dt, rng)
+    crossers = pedestrians.crossing_walkers(static, record.crossings, frames, dt, rng)
+    return static, [list(static.parked) + w + c for w, c in zip(walkers, crossers, strict=True)]
 
 
 def _pack_boxes(per_frame: list[tuple]) -> dict:
@@ -136,9 +146,14 @@ def _pack_boxes(per_frame: list[tuple]) -> dict:
     }
 
 
+def ego_place(static, record, t: int) -> scene.EgoPlace:
+    """Where the ego stands at frame t, its body pitched and rolled by its acceleration."""
+    return scene.EgoPlace.on(static, record.ego_xy[t], record.ego_yaw[t], record.ego_accel[t])
+
+
 def _render_frame(static, record, walkers, t, preset: Preset, rng, timings) -> dict:
     """Raster, voxels, LiDAR and boxes of frame t."""
-    place = scene.EgoPlace.on(static, record.ego_xy[t], record.ego_yaw[t])
+    place = ego_place(static, record, t)
     agents = record.agents[t] + walkers[t]
     with _timed(timings, "raster+voxels"):
         raster, boxes = scene.ego_raster(static, place, agents, preset)

@@ -1,10 +1,12 @@
 """The scenarios: a highway-env environment, the look of its surroundings, its traffic mix.
 
 Urban scenes are the default mix, as in nuScenes (Boston and Singapore streets):
-- street: highway-env's two-way road (one lane each way) filled with town traffic at 8-13
-  m/s, cyclists near the kerb, parked cars along it (surroundings.py) and a traffic light
-  whose red phase stops the traffic (`Signal`): queues and stop-and-go;
-- intersection: highway-env's four-way junction, where vehicles yield and queue;
+- street: highway-env's two-way road (one lane each way, or two on `wide` of the streets)
+  filled with town traffic at 7-13 m/s, cyclists, parked cars along it (surroundings.py) and
+  a traffic light with a pedestrian crossing, whose red phase stops the traffic (`Signal`):
+  queues, stop-and-go, people crossing;
+- intersection: highway-env's four-way junction, where vehicles yield and queue, with a
+  zebra crossing on every arm (`zebras`) where drivers stop for pedestrians;
 - roundabout (held out).
 Highway, merge, exit and racetrack remain, as a minority.
 """
@@ -21,8 +23,9 @@ from worldmodels.occ3d import CLASS_ID
 
 @dataclass(frozen=True)
 class Signal:
-    """A traffic light on the ego's road, `distance` m ahead of the ego's start (range),
-    red for `red` s and green for `green` s (ranges), starting at a random phase."""
+    """A traffic light with a pedestrian crossing on the ego's road, `distance` m ahead of the
+    ego's start (range), red for `red` s and green for `green` s (ranges), starting at a
+    random phase (crossings.py)."""
 
     distance: tuple[float, float] = (25.0, 90.0)
     red: tuple[float, float] = (12.0, 30.0)
@@ -38,7 +41,9 @@ class Scenario:
     lane_changes: whether the ego may change lanes there.
     traffic_mix: P(truck), P(bus), P(semi), P(motorbike), P(bicycle) for each new vehicle.
     town_traffic: (count range, speed range m/s) of extra vehicles put on the ego's road,
-    both ways, or None. signal: a traffic light on the ego's road, or None.
+    both ways, or None. wide: the share of sequences whose street has two lanes each way.
+    signal: a traffic light (and crossing) on the ego's road, or None. zebras: a pedestrian
+    crossing on every arm of an intersection.
     """
 
     name: str
@@ -50,6 +55,8 @@ class Scenario:
     ego_speeds: tuple[float, ...] | None = None  # target speeds (m/s); None: highway-env's
     town_traffic: tuple[tuple[int, int], tuple[float, float]] | None = None
     signal: Signal | None = None
+    wide: float = 0.0
+    zebras: bool = False
 
 
 HIGHWAY_SPEEDS = (10.0, 15.0, 20.0, 25.0, 30.0)  # m/s, the ego's target speeds on highways
@@ -68,6 +75,7 @@ SCENARIOS = {
             TOWN_SPEEDS,
             town_traffic=((14, 26), (7.0, 13.0)),
             signal=Signal(),
+            wide=0.6,
         ),
         Scenario(
             "intersection",
@@ -80,6 +88,7 @@ SCENARIOS = {
             },
             (0.06, 0.06, 0.0, 0.05, 0.05),
             (0.0, 3.0, 6.0, 9.0),
+            zebras=True,
         ),
         Scenario(
             "roundabout",

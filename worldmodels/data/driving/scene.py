@@ -6,10 +6,14 @@ below it) and at most one solid interval [bottom, top) with a class, taken from 
 world map (nearest cell) and from the agents' boxes drawn on top. Its columns nest exactly in
 the voxel grid's columns (`subdivision` per voxel edge); voxels.py turns it into labels.
 
-The ego frame follows the road: its origin is on the ground under the ego and it is tilted
-with the relief's slope there (pitch and roll). Heights are taken in that tilted frame with
-the small-angle approximation z_ego = z_world - (z_e + g . (p - e)), g the slope at the ego e
-(at most a few percent: positions off by under 0.1%), and verticals stay vertical.
+The ego frame follows the car's body: its origin is on the ground under the ego, and it is
+tilted with the relief's slope there, and further as the body pitches when the car brakes or
+accelerates (nose down by PITCH per m/s^2 of braking) and rolls out of a turn (ROLL per m/s^2
+of lateral acceleration, which is clipped at LATERAL_MAX): the LiDAR is bolted to the body,
+and Occ3D's grid is the ego's. Heights are taken in that tilted frame with the small-angle
+approximation z_ego = z_world - (z_e + g . (p - e)), g the slope at the ego e plus the body's
+tilt as a slope (at most a few percent: positions off by under 0.1%), and verticals stay
+vertical.
 """
 
 from __future__ import annotations
@@ -24,6 +28,9 @@ from worldmodels.data.driving.world import TERRAIN, WorldMap
 from worldmodels.occ3d import FREE
 
 AGENT_SINK = 0.1  # m, an agent's box reaches this far below the ground at its centre
+PITCH = np.deg2rad(0.2)  # rad of body pitch per m/s^2 (about 2 degrees per g, a sedan's)
+ROLL = np.deg2rad(0.5)  # rad of body roll per m/s^2 of lateral acceleration (5 degrees per g)
+LATERAL_MAX = 5.0  # m/s^2: highway-env's kinematic turns can exceed what tyres hold
 
 
 @dataclass
@@ -68,10 +75,18 @@ class EgoPlace:
     slope: np.ndarray
 
     @classmethod
-    def on(cls, world: WorldMap, xy: np.ndarray, yaw: float) -> EgoPlace:
+    def on(cls, world: WorldMap, xy: np.ndarray, yaw: float, accel=(0.0, 0.0)) -> EgoPlace:
+        """The ego at world xy (2,) heading yaw, with acceleration `accel` (along, left) m/s^2:
+        slope = g_relief + PITCH * a_along * forward + ROLL * a_left * left. Braking
+        (a_along < 0) dips the nose as a downhill grade would, so the road ahead rises in the
+        ego frame; a left turn rolls the body out to the right, its left side up."""
         xy = np.asarray(xy, dtype=np.float64)
         z = float(world.ground_height_at(xy))
-        return cls(xy, float(yaw), z, world.relief.gradient(xy))
+        along, left = float(accel[0]), float(np.clip(accel[1], -LATERAL_MAX, LATERAL_MAX))
+        forward = np.array([np.cos(yaw), np.sin(yaw)])
+        leftward = np.array([-np.sin(yaw), np.cos(yaw)])
+        tilt = PITCH * along * forward + ROLL * left * leftward
+        return cls(xy, float(yaw), z, world.relief.gradient(xy) + tilt)
 
     def height(self, world_xy: np.ndarray, world_z: np.ndarray) -> np.ndarray:
         """Ego-frame z of world points: z - (z_e + g . (p - e)) (small-angle tilt)."""

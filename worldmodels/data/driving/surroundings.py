@@ -12,6 +12,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from worldmodels.data.driving.edges import (
+    Edge,
+    along,
+    paint_band,
+    place_box,
+    place_tree,
+    runs,
+    solid_band,
+    stretches,
+)
 from worldmodels.data.driving.lanes import AgentState
 from worldmodels.data.driving.world import (
     BARRIER,
@@ -27,16 +37,8 @@ from worldmodels.data.driving.world import (
     SIDEWALK,
     TERRAIN,
     VEGETATION,
-    Edge,
     WorldMap,
-    _runs,
-    along,
     height,
-    paint_band,
-    place_box,
-    place_tree,
-    solid_band,
-    stretches,
 )
 from worldmodels.occ3d import CLASS_ID, FREE
 
@@ -151,8 +153,10 @@ def _front_gardens(world, edge: Edge, keep, near: float, far: float, rng) -> Non
 
 
 def _buildings(world, edge: Edge, rng, setback, heights, share: float = 1.0) -> None:
-    """Buildings along an edge, `setback` m from it: frontages of 10-30 m with 0-8 m gaps, a
-    `share` of the slots built. None on the inside of tight bends (a roundabout's island)."""
+    """Buildings along an edge, `setback` m from it (a number, or (E,) per edge point):
+    frontages of 10-30 m with 0-8 m gaps, a `share` of the slots built. None on the inside of
+    tight bends (a roundabout's island)."""
+    setback = np.broadcast_to(np.asarray(setback, dtype=np.float64), (len(edge.point),))
     s = float(rng.uniform(0, 8))
     length = len(edge.point) * edge.step
     while s < length:
@@ -160,7 +164,7 @@ def _buildings(world, edge: Edge, rng, setback, heights, share: float = 1.0) -> 
         depth = float(rng.uniform(10, 25))
         k = min(int((s + front / 2) / edge.step), len(edge.point) - 1)
         if edge.bend[k] > -1 / 25 and rng.random() < share:
-            offset = setback + float(rng.uniform(0.0, 4.0)) + depth / 2  # facades differ
+            offset = setback[k] + float(rng.uniform(0.0, 4.0)) + depth / 2  # facades differ
             centre, yaw = _edge_frame(edge, k, offset)
             top = float(rng.uniform(*heights))
             place_box(world, centre, yaw, front, depth, MANMADE, 0.0, top, (TERRAIN, PAVED), 0.4)
@@ -211,7 +215,7 @@ def build_racetrack(world: WorldMap, edges: list[Edge], rng) -> None:
         runoff = np.where(np.abs(edge.bend) > 1 / 60, float(rng.uniform(4, 8)), 1.5)
         outside = edge.bend > 1 / 60
         if outside.any():
-            for run in _runs(outside):
+            for run in runs(outside):
                 part = Edge(
                     edge.point[run], edge.outward[run], edge.heading[run], edge.bend[run], edge.step
                 )

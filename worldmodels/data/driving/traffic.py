@@ -7,8 +7,10 @@ SLOWER, chosen at random now and then but never into a vehicle (`choose_action`)
 
 Everything leaving this module is in our world frame (lanes.py: highway-env's plane mirrored
 in y). Scenarios and vehicle bodies are in scenarios.py; town streets get extra traffic both
-ways, cyclists, and a traffic light whose red phase is an invisible stop line that
-highway-env's drivers (and the ego) brake for, so queues form and release.
+ways (two lanes each way on many), cyclists, and a traffic light; streets and
+intersections get pedestrian crossings (crossings.py) whose red light or pedestrians put
+invisible stop lines on the road that highway-env's drivers (and the ego) brake for, so
+queues form and release.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from worldmodels.data.driving import crossings
+from worldmodels.data.driving.bodies import agent_states, assign_body  # noqa: F401
 from worldmodels.data.driving.lanes import (  # noqa: F401  (re-exported)
     AgentState,
     LaneSamples,
@@ -39,7 +43,7 @@ from worldmodels.data.driving.scenarios import (  # noqa: F401  (re-exported)
     Scenario,
     get_scenario,
 )
-from worldmodels.data.driving.town import place_signal, town_traffic, update_signal
+from worldmodels.data.driving.town import town_traffic, widen
 from worldmodels.occ3d import CLASS_ID
 
 os.environ.setdefault("SDL_VIDEODRIVER", "offscreen")  # highway-env imports pygame
@@ -76,8 +80,15 @@ def _restored_class_constants():
                 setattr(cls, key, value)
 
 
-def make_env(scenario: Scenario, seed: int, rng: np.random.Generator, simulation_rate: float):
-    """Create and reset the highway-env environment; return its unwrapped object."""
+def make_env(
+    scenario: Scenario,
+    seed: int,
+    rng: np.random.Generator,
+    simulation_rate: float,
+    duration: float = 20.0,
+):
+    """Create and reset the highway-env environment; return its unwrapped object, with its
+    pedestrian crossings (for a sequence of `duration` s) as `wm_crossings`."""
     config = {"simulation_frequency": int(simulation_rate), **scenario.config(rng)}
     with warnings.catch_warnings():  # "merge-v0 is out of date": we want these exact versions
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -92,9 +103,15 @@ def make_env(scenario: Scenario, seed: int, rng: np.random.Generator, simulation
         ego.speed = min(ego.speed, float(max(scenario.ego_speeds)))
     if scenario.style == "highway":
         _fill_behind(env, rng, int(rng.integers(6, 14)))
+    if scenario.wide and rng.random() < scenario.wide:
+        widen(env)
     if scenario.town_traffic is not None:
         town_traffic(env, rng, *scenario.town_traffic)
-    env.wm_signal = place_signal(env, scenario.signal, rng) if scenario.signal else None
+    env.wm_crossings = []
+    if scenario.signal:
+        env.wm_crossings = crossings.signal_crossing(env, scenario.signal, rng, duration)
+    if scenario.zebras:
+        env.wm_crossings = crossings.junction_crossings(env, rng, duration)
     return env
 
 
@@ -128,76 +145,30 @@ def _fill_behind(env, rng: np.random.Generator, count: int) -> None:
         road.vehicles.append(vehicle)
 
 
-def _assign_body(vehicle, scenario: Scenario, rng: np.random.Generator, next_id: int) -> int:
-    """Give a new vehicle an id, a class and a body size (also used by the simulator for its
-    gaps and collisions). Long bodies only where there is room, to avoid spawning overlaps."""
-    u = rng.random()
-    kind = "car"
-    for name, p in zip(("truck", "bus", "semi", "motorbike", "bicycle"), scenario.traffic_mix):
-        if u < p:
-            kind = name
-            break
-        u -= p
-    _, (lo, hi), width, _ = BODY[kind]
-    if kind == "bicycle":  # a cyclist rides slowly; the traffic behind queues or passes
-        vehicle.target_speed = float(rng.uniform(*BICYCLE_SPEED))
-        vehicle.speed = min(vehicle.speed, vehicle.target_speed)
-    length = float(rng.uniform(lo, hi)) if kind != "car" else float(rng.uniform(4.0, 5.0))
-    others = [v for v in vehicle.road.vehicles if v is not vehicle]
-    if length > 5.0 and others:
-        nearest = min(np.linalg.norm(v.position - vehicle.position) for v in others)
-        if nearest < length / 2 + 8.0:
-            kind, length, width = "car", 4.6, BODY["car"][2]
-    vehicle.LENGTH, vehicle.WIDTH = length, width
-    vehicle.diagonal = float(np.hypot(length, width))
-    vehicle.wm_kind, vehicle.wm_id = kind, next_id
-    return next_id + 2  # a semi uses two ids: tractor and trailer
-
-
-def agent_states(vehicle) -> list[AgentState]:
-    """World-frame boxes of one vehicle (two for a semi: tractor and trailer)."""
-    kind = vehicle.wm_kind
-    class_name, _, _, height = BODY[kind]
-    xy = mirror_xy(vehicle.position)
-    yaw = -float(vehicle.heading)
-    length, width = float(vehicle.LENGTH), float(vehicle.WIDTH)
-    speed = float(vehicle.speed)
-    if kind != "semi":
-        cls = CLASS_ID[class_name]
-        return [AgentState(vehicle.wm_id, cls, *xy, yaw, length, width, height, speed)]
-    forward = np.array([np.cos(yaw), np.sin(yaw)])
-    trailer = length - SEMI_TRACTOR
-    tractor_xy = xy + forward * (length / 2 - SEMI_TRACTOR / 2)
-    trailer_xy = xy - forward * (length / 2 - trailer / 2)
-    return [
-        AgentState(
-            vehicle.wm_id, CLASS_ID["truck"], *tractor_xy, yaw, SEMI_TRACTOR, width, 3.2, speed
-        ),
-        AgentState(
-            vehicle.wm_id + 1, CLASS_ID["trailer"], *trailer_xy, yaw, trailer, width, 4.0, speed
-        ),
-    ]
-
-
 @dataclass
 class TrafficRecord:
     """A simulated sequence in the world frame.
 
-    ego_xy: (T, 2) m; ego_yaw: (T,) rad; ego_speed: (T,) m/s; actions: (T,) int64 meta-action
+    ego_xy: (T, 2) m; ego_yaw: (T,) rad; ego_speed: (T,) m/s; ego_accel: (T, 2) m/s^2 the
+    ego's acceleration along its heading and to its left (the body pitches and rolls with
+    it, scene.py); actions: (T,) int64 meta-action
     ids, action t applied between frames t and t+1 (the last is IDLE); agents: per frame, the
     list of other road users; obstacles: static highway-env objects (world boxes); lanes: the
-    road network's lanes (highway-env objects, in its mirrored plane).
+    road network's lanes (highway-env objects, in its mirrored plane); crossings: the
+    pedestrian crossings, world frame (`Crossing.world`: kerb points a, b, width, walkers).
     """
 
     ego_xy: np.ndarray
     ego_yaw: np.ndarray
     ego_speed: np.ndarray
+    ego_accel: np.ndarray
     actions: np.ndarray
     agents: list[list[AgentState]]
     obstacles: list[AgentState]
     lanes: list
     crashed: bool
     off_road: bool
+    crossings: list[dict]
 
 
 def simulate(
@@ -205,8 +176,8 @@ def simulate(
 ) -> TrafficRecord:
     """Run highway-env for `frames` frames at `frame_rate` Hz, integrating at `simulation_rate`.
 
-    The same (scenario, seed) gives the same record. Vehicles farther than 250 m from the ego
-    are removed as the sequence runs (they cannot be seen and they cost simulation time).
+    The same (scenario, seed) gives the same record. Vehicles farther than 250 m from the ego,
+    and crashed ones, are removed as the sequence runs (`_stays`).
     """
     rng = np.random.default_rng([seed, 7919])
     substeps = round(simulation_rate / frame_rate)
@@ -216,8 +187,27 @@ def simulate(
             f"({frame_rate} Hz)"
         )
     with _restored_class_constants():
-        env = make_env(scenario, seed, rng, simulation_rate)
+        env = make_env(scenario, seed, rng, simulation_rate, frames / frame_rate)
         return _run(env, scenario, rng, frames, substeps, 1.0 / simulation_rate)
+
+
+def _acceleration(vehicle) -> tuple[float, float]:
+    """The vehicle's acceleration now (m/s^2): along its heading, and to its left in our
+    frame (v * yaw rate; highway-env's bicycle model turns at v sin(beta) / (L / 2) rad/s,
+    beta = atan(tan(steering) / 2), and its left is our right)."""
+    action = getattr(vehicle, "action", None) or {}
+    beta = np.arctan(0.5 * np.tan(action.get("steering", 0.0)))
+    yaw_rate = vehicle.speed * np.sin(beta) / (vehicle.LENGTH / 2)
+    return float(action.get("acceleration", 0.0)), -float(vehicle.speed * yaw_rate)
+
+
+def _stays(vehicle, ego) -> bool:
+    """Whether another vehicle stays in the scene: within 250 m of the ego (farther ones cannot
+    be seen and cost simulation time), and not crashed. highway-env's drivers follow no rules
+    at junctions and now and then collide; their wrecks would stand in the junction, or drift
+    onto the sidewalk among the pedestrians, for the rest of the sequence, which nuScenes
+    never shows, so they leave the scene instead."""
+    return not vehicle.crashed and np.linalg.norm(vehicle.position - ego.position) < 250.0
 
 
 def _off_road(vehicle) -> bool:
@@ -232,19 +222,20 @@ def _run(env, scenario, rng, frames, substeps, dt) -> TrafficRecord:
     cruise = int(rng.integers(len(ego.target_speeds) // 2, len(ego.target_speeds)))
     ego.wm_kind, ego.wm_id = "car", 0
     next_id = 1
-    ego_xy, ego_yaw, ego_speed, actions, agents = [], [], [], [], []
+    ego_xy, ego_yaw, ego_speed, ego_accel, actions, agents = [], [], [], [], [], []
     crashed = off_road = False
     for t in range(frames):
         for v in road.vehicles:
             if not hasattr(v, "wm_id"):
-                next_id = _assign_body(v, scenario, rng, next_id)
+                next_id = assign_body(v, scenario, rng, next_id)
         ego_xy.append(mirror_xy(ego.position))
         ego_yaw.append(-float(ego.heading))
         ego_speed.append(float(ego.speed))
+        ego_accel.append(_acceleration(ego))
         agents.append([a for v in road.vehicles if v is not ego for a in agent_states(v)])
         crashed |= bool(ego.crashed)
         off_road |= _off_road(ego)
-        update_signal(road, env.wm_signal, t * substeps * dt)
+        crossings.update(road, env.wm_crossings, t * substeps * dt)
         last = t == frames - 1
         action = "IDLE" if last else choose_action(ego, road, rng, scenario.lane_changes, cruise)
         actions.append(ACTION_ID[action])
@@ -252,31 +243,31 @@ def _run(env, scenario, rng, frames, substeps, dt) -> TrafficRecord:
             break
         ego.act(action)  # set the new target lane / speed, as env.step does on its first substep
         for k in range(substeps):
-            update_signal(road, env.wm_signal, (t * substeps + k) * dt)
+            crossings.update(road, env.wm_crossings, (t * substeps + k) * dt)
             road.act()
             road.step(dt)
         if scenario.name == "intersection":  # what IntersectionEnv.step does after simulating
             env._clear_vehicles()
             env._spawn_vehicle(spawn_probability=env.config["spawn_probability"])
-        road.vehicles = [
-            v for v in road.vehicles if np.linalg.norm(v.position - ego.position) < 250.0
-        ]
+        road.vehicles = [v for v in road.vehicles if v is ego or _stays(v, ego)]
     obstacles = [
         AgentState(
             -1, CLASS_ID["barrier"], *mirror_xy(o.position), -o.heading, o.LENGTH, o.WIDTH, 0.8
         )
         for o in road.objects
-        if not (env.wm_signal and any(o is line for line in env.wm_signal["lines"]))
+        if not getattr(o, "wm_line", False)
     ]
     lanes = road_lanes(road.network)
     return TrafficRecord(
         ego_xy=np.array(ego_xy),
         ego_yaw=np.array(ego_yaw),
         ego_speed=np.array(ego_speed),
+        ego_accel=np.array(ego_accel),
         actions=np.array(actions, dtype=np.int64),
         agents=agents,
         obstacles=obstacles,
         lanes=lanes,
         crashed=crashed,
         off_road=off_road,
+        crossings=[c.world() for c in env.wm_crossings],
     )
