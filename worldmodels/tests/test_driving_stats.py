@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from worldmodels.data.driving import PRESETS
-from worldmodels.data.driving.stats import OCC3D_COUNTS, occ3d_shares, warp
+from worldmodels.data.driving.report import OCC3D_COUNTS, occ3d_shares
+from worldmodels.data.driving.stats import warp
 from worldmodels.occ3d import CLASS_ID, FREE
 
 DEBUG = PRESETS["debug"]

@@ -6,11 +6,13 @@ the labels change, copy baselines, and the LiDAR's geometry.
 
 By default it reads the preset's dataset (made on first use) and measures its `val` split;
 `--per-scenario N` instead makes the first N val sequences of each scenario in memory (for
-presets too large to store here). Every figure of the data README comes from this command.
+presets too large to store here). Every figure of the data README comes from this command;
+report.py prints them beside Occ3D-nuScenes' and against the targets of issue 11.
 
 - Shares: of occupied voxels per class, and of free voxels in the grid, over every frame.
-- Agents: boxes per frame (as far as the LiDAR reaches), parked cars per frame, and the share
-  of vehicles that are parked or stopped (< 0.5 m/s); urban scenes separately.
+- Agents: boxes per frame (as far as the LiDAR reaches), parked cars and crossing pedestrians
+  (crossings.py) per frame, and the share of vehicles that are parked or stopped
+  (< 0.5 m/s); urban scenes separately.
 - Label change per 0.5 s: of the voxels occupied in frame t or t + 1, the share whose label
   differs between the two.
 - Copy baselines at 1 / 2 / 3 s (2, 4, 6 frames): the last frame as the prediction of a later
@@ -38,6 +40,8 @@ from tqdm import tqdm
 
 from worldmodels.data.driving import generate, lidar, scene, store, voxels
 from worldmodels.data.driving.config import PRESETS, Preset, get_preset
+from worldmodels.data.driving.crossings import WALKER_ID
+from worldmodels.data.driving.report import report
 from worldmodels.data.driving.scenarios import get_scenario
 from worldmodels.metrics.occupancy import confusion_matrix, scores_from_confusion
 from worldmodels.occ3d import CLASS_ID, CLASS_NAMES, FREE, NUM_CLASSES
@@ -47,18 +51,6 @@ VEHICLES = [CLASS_ID[c] for c in ("car", "truck", "bus", "trailer", "motorcycle"
 VEHICLES.append(CLASS_ID["construction_vehicle"])
 PARKED_ID = 200_000
 STOPPED = 0.5  # m/s
-
-# Occ3D-nuScenes training-set voxel counts per class (the `nusc_class_frequencies` array of
-# RenderOcc and FB-OCC), classes 0-16 and free (17).
-OCC3D_COUNTS = (
-    944004, 1897170, 152386, 2391677, 16957802, 724139, 189027, 2074468, 413451, 2384460,
-    5916653, 175883646, 4275424, 51393615, 61411620, 105975596, 116424404, 1892500630,
-)  # fmt: skip
-
-
-def occ3d_shares() -> dict[str, float]:
-    counts = np.array(OCC3D_COUNTS[:FREE], dtype=np.float64)
-    return {CLASS_NAMES[c]: 100 * counts[c] / counts.sum() for c in range(FREE)}
 
 
 def warp(occupancy: np.ndarray, pose_from: np.ndarray, pose_to: np.ndarray, preset) -> np.ndarray:
@@ -120,9 +112,11 @@ class Totals:
             cls, ids, speed = seq["box_class"][part], seq["box_id"][part], seq["box_speed"][part]
             vehicle = np.isin(cls, VEHICLES)
             parked = ids >= PARKED_ID
+            crossing = (ids >= WALKER_ID) & (ids < PARKED_ID)
             for scope in ("all", "urban") if urban else ("all",):
                 self.lists[scope, "agents"].append(len(cls))
                 self.lists[scope, "parked"].append(int(parked.sum()))
+                self.lists[scope, "crossing"].append(int(crossing.sum()))
                 self.sums[scope, "vehicles"] += vehicle.sum()
                 self.sums[scope, "still"] += (vehicle & (parked | (speed < STOPPED))).sum()
 
@@ -182,7 +176,7 @@ def remade_frames(spec_scenario: str, seed: int, preset: Preset, frames=(0, 8)):
     for t in frames:
         if t >= len(record.ego_xy):
             continue
-        place = scene.EgoPlace.on(static, record.ego_xy[t], record.ego_yaw[t])
+        place = generate.ego_place(static, record, t)
         raster, _ = scene.ego_raster(static, place, record.agents[t] + walkers[t], preset)
         yield raster, voxels.voxelize(raster, preset)
 
@@ -200,6 +194,7 @@ def summarize(totals: Totals, checks: list[dict]) -> dict:
         if (scope, "agents") in totals.lists:
             out[f"{scope}_agents_per_frame"] = float(np.mean(totals.lists[scope, "agents"]))
             out[f"{scope}_parked_per_frame"] = float(np.mean(totals.lists[scope, "parked"]))
+            out[f"{scope}_crossing_per_frame"] = float(np.mean(totals.lists[scope, "crossing"]))
             still = totals.sums[scope, "still"] / max(totals.sums[scope, "vehicles"], 1)
             out[f"{scope}_vehicles_parked_or_stopped_%"] = 100 * still
     out["label_change_per_step_%"] = 100 * totals.sums["changed"] / totals.sums["either"]
@@ -256,43 +251,6 @@ def measure(preset: str | Preset, split: str = "val", per_scenario: int | None =
     return out
 
 
-def table(stats: dict) -> str:
-    """The README's table: this data beside Occ3D-nuScenes."""
-    occ3d = occ3d_shares()
-    rows = ["| occupied share (%) | here | Occ3D-nuScenes |", "|---|---|---|"]
-    for name in sorted(occ3d, key=lambda n: -occ3d[n]):
-        rows.append(f"| {name} | {stats['share_%'][name]:.2f} | {occ3d[name]:.2f} |")
-    rows.append(f"| free (% of all voxels) | {stats['free_%']:.1f} | |")
-    lines = ["\n".join(rows), ""]
-    p10, p50, p90 = stats["ego_speed_p10_p50_p90"]
-    lines.append(f"- ego speed p10 / p50 / p90: {p10:.1f} / {p50:.1f} / {p90:.1f} m/s")
-    for scope in ("all", "urban"):
-        if f"{scope}_agents_per_frame" in stats:
-            lines.append(
-                f"- {scope} scenes: {stats[f'{scope}_agents_per_frame']:.1f} agents per frame, "
-                f"{stats[f'{scope}_parked_per_frame']:.1f} parked; "
-                f"{stats[f'{scope}_vehicles_parked_or_stopped_%']:.0f}% of vehicles parked "
-                "or stopped"
-            )
-    lines.append(f"- label change per 0.5 s: {stats['label_change_per_step_%']:.1f}%")
-    lines += ["", "| baseline | where | 1 s mIoU / IoU | 2 s | 3 s |", "|---|---|---|---|---|"]
-    for name in ("copy", "warp"):
-        for where in ("all", "visible"):
-            cells = [stats[f"{name}_{k / 2:g}s_{where}"] for k in HORIZONS]
-            text = " | ".join(f"{c['mIoU']:.1f} / {c['IoU']:.1f}" for c in cells)
-            lines.append(f"| {name} | {where} | {text} |")
-    lines += [
-        "",
-        f"- LiDAR returns per sweep: {stats['returns_per_sweep']:.0f}; stored returns inside an "
-        f"occupied voxel: {stats['stored_returns_in_occupied_voxel_%']:.2f}%",
-        f"- noise-free returns more than 1 cm off a surface: "
-        f"{stats['noise_free_off_surface_over_1cm_%']:.3f}% of {stats['checked_returns']}; "
-        f"sampled rays through solid before their return: "
-        f"{stats['rays_through_solid_before_return_%']:.2f}%",
-    ]
-    return "\n".join(lines)
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m worldmodels.data.driving.stats")
     parser.add_argument("--preset", default="debug", choices=sorted(PRESETS))
@@ -306,9 +264,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.json:
         with open(args.json, "w") as f:
             json.dump(stats, f, indent=1)
-    print(table(stats))
-    print(f"\n{stats['sequences']} sequences, {stats['frames']} frames, "
-          f"{stats['cpu_s']:.0f} CPU-s")  # fmt: skip
+    print(report(stats))
 
 
 if __name__ == "__main__":
