@@ -17,7 +17,9 @@ skipping table times rendering the same rays with and without spatial skipping.
 Writes into `<run>/validation/`: metrics.json, bev_tokens.png, clouds_<set>.png,
 range_image.png, depth_error.png, code_usage.png (every run validated together) and
 training.png. `--figures=DIR` copies the pictures there; `--results=DIR` writes
-`<run>.json` there: the metrics with the training command, the commit and the machine.
+`<run>.json` there: the metrics with the training command, the commit and the machine;
+`--export=DIR` copies the trained tokenizer to `DIR/<run>` (how `pretrained/` is made, for
+chapter 5).
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from lidar_tokenizer.tables import runs_table, scores_table, skipping_table, tok
 
 from worldmodels.checkpoint import write_json_atomic
 from worldmodels.config import at_least, parse_command
-from worldmodels.runlog import read_log, validation_record, write_results
+from worldmodels.runlog import export_checkpoint, read_log, validation_record, write_results
 from worldmodels.runtime import pick_device, seed_everything
 from worldmodels.viz.save import plot_training
 
@@ -64,6 +66,7 @@ class Options:
     out_name: str = "validation"  # folder in the run for the results
     figures: str = ""  # also copy the pictures to this folder (the README's figures)
     results: str = ""  # also write <run>.json here: metrics + train command + commit
+    export: str = ""  # also copy the checkpoint + metrics to DIR/<run> (how pretrained/ is made)
 
     def __post_init__(self):
         at_least(self, 0, "sequences", "real_points")
@@ -132,6 +135,8 @@ def validate_run(path: Path | str, args: Options) -> dict:
     if args.results:  # the committed copy: the numbers, and how the run and they were made
         suffix = "" if args.out_name == "validation" else f"-{args.out_name}"
         write_results(args.results, f"{run_dir.name}{suffix}", metrics, run_dir)
+    if args.export:
+        export_checkpoint(step_dir, Path(args.export) / run_dir.name, metrics)
     metrics["pictures"] = [str(p) for p in draw(evaluator, model, datasets, out_dir, run_dir)]
     return metrics
 

@@ -8,7 +8,7 @@
 A preset is a short diff from `debug`:
 
     debug       a 2-core CPU: +-40 m x +-40 m x [-4.5, 4.5] m, 256 x 256 x 32 voxels of
-                31.25 x 31.25 x 28.125 cm, 32 x 32 tokens, 512 codes, ~1024 rays a frame
+                31.25 x 31.25 x 28.125 cm, 32 x 32 tokens, 256 codes, 1024 rays a frame
                 (the driving `debug` LiDAR reaches 50 m, so the region's corners, 57 m away,
                 are partly beyond its range)
     prototype   one GPU: CoPilot4D's region +-80 m at 512 x 512 x 64 voxels, 64 x 64 tokens
@@ -52,6 +52,7 @@ class TokenizerConfig:
     restart_every: int = 200  # at least this many steps between two restarts
     codebook_weight: float = 0.25  # VQ loss: codebook_weight ||sg[z] - e||^2
     commitment_weight: float = 1.0  # + commitment_weight ||z - sg[e]||^2 (CoPilot4D, unverified)
+    unit_latents: bool = False  # l2-normalise the latents before the lookup (cosine VQ)
     grid_channels: int = 16  # C of the neural feature grid
     grid_levels: int = 64  # its height levels
     grid_factor: int = 2  # each decoder BEV cell emits a (f, f, levels, C) block
@@ -103,6 +104,7 @@ class RenderConfig:
     pool: int = 8  # BEV max-pooling of the occupancy masks (CoPilot4D: 8)
     threshold: float = 0.5  # sigmoid of the binary head above which a voxel is marked
     eval_skipping: bool = True  # the headline numbers render with spatial skipping
+    alpha_length: float = 1.0  # m: the field's opacity is that of a slab this thick (sampling.py)
     chunk: int = 4096  # rays rendered at once
     surface_eps: float = 0.4  # m, CoPilot4D's eps of the surface-concentration term
     surface_weight: float = 1.0
@@ -115,6 +117,7 @@ class RenderConfig:
         at_least(self, 1, "pool", "chunk")
         at_least(self, 0, "train_skip_samples")
         require(self, "near", self.near > 0, "a distance > 0 (m)")
+        require(self, "alpha_length", self.alpha_length > 0, "a length > 0 (m)")
         require(self, "threshold", 0 < self.threshold < 1, "in (0, 1)")
 
 
@@ -145,16 +148,29 @@ class Config:
 
 
 def debug() -> Config:
-    """A 2-core CPU: 256 x 256 x 32 voxels over +-40 m -> 32 x 32 tokens of 512 codes."""
+    """A 2-core CPU: 256 x 256 x 32 voxels over +-40 m -> 32 x 32 tokens of 256 codes.
+
+    Departures from CoPilot4D's recipe, each measured on a half-trained tokenizer: a feature
+    grid of 8 channels (16 doubled the step time through grid_sample and the head's layout
+    copy), a binary head on 4 x 4 voxel columns (occupancy_factor 1: the full-resolution
+    BCE cost a third of a step), the BCE weighted 5 with occupied voxels 10 (the head learned
+    too slowly to mark surfaces for skipping), VQ weights 1.0 / 0.25 (the original VQ-VAE's;
+    with CoPilot4D's 0.25 / 1.0 the latents collapsed faster), 256 codes for 1024 tokens a
+    frame (CoPilot4D: 1024 for 16384), and codes dead after 10 steps with restarts at least
+    10 apart (with 32 / 50, usage fell from ~25% of the codes in a batch to ~4% between two
+    restarts; the run is 500 steps, not 400k).
+    """
     model = TokenizerConfig(
         region_xy=40.0, grid=(256, 256, 32), point_dim=16, bev_dim=32, dims=(32, 64),
-        depths=(2, 2), decoder_depths=(2, 2), heads=(2, 4), code_dim=32, codebook_size=512,
-        dead_after=32, restart_every=50, grid_channels=16, grid_levels=16,
+        depths=(2, 2), decoder_depths=(2, 2), heads=(2, 4), code_dim=32, codebook_size=256,
+        dead_after=10, restart_every=10, codebook_weight=1.0, commitment_weight=0.25,
+        grid_channels=8, grid_levels=32, occupancy_factor=1,
     )  # fmt: skip
     render = RenderConfig(train_rays=1024, train_samples=32, train_skip_samples=16,
-                          eval_samples=64, skip_samples=16, chunk=2048)  # fmt: skip
-    run = RunConfig(steps=400, batch_size=4, lr=2e-3, warmup_steps=20, log_every=10,
-                    eval_every=200, checkpoint_every=100, grad_clip=1.0)  # fmt: skip
+                          eval_samples=64, skip_samples=16, chunk=2048, occupancy_weight=5.0,
+                          occupancy_pos_weight=10.0)  # fmt: skip
+    run = RunConfig(steps=500, batch_size=4, lr=3e-3, warmup_steps=20, log_every=10,
+                    eval_every=250, checkpoint_every=100, grad_clip=1.0)  # fmt: skip
     return Config(model=model, render=render, data=DataConfig(), run=run)
 
 
@@ -167,6 +183,7 @@ def prototype() -> Config:
         "model.dims": (128, 256), "model.depths": (2, 6), "model.decoder_depths": (2, 6),
         "model.heads": (8, 8), "model.code_dim": 256, "model.codebook_size": 1024,
         "model.dead_after": 256, "model.restart_every": 200, "model.grid_levels": 64,
+        "model.grid_channels": 16, "model.occupancy_factor": 4,
         "render.train_rays": 4096, "render.train_samples": 64, "render.train_skip_samples": 32,
         "render.eval_samples": 128, "render.skip_samples": 32, "render.chunk": 8192,
         "data.preset": "paper", "data.eval_sequences": 16,
@@ -178,9 +195,13 @@ def prototype() -> Config:
 
 def paper() -> Config:
     """CoPilot4D's tokenizer: 1024 x 1024 x 64 voxels, 128 x 128 tokens, 1024 codes of 1024
-    dims, AdamW lr 1e-3, 4000 warmup steps, cosine over 400k, batch 16, clip 0.1,
-    beta2 0.95, weight decay 1e-4."""
-    config = override(prototype(), {"model.grid": (1024, 1024, 64), "model.code_dim": 1024})
+    dims, its VQ weights (0.25 / 1.0) and unweighted BCE; AdamW lr 1e-3, 4000 warmup steps,
+    cosine over 400k, batch 16, clip 0.1, beta2 0.95, weight decay 1e-4."""
+    config = override(prototype(), {
+        "model.grid": (1024, 1024, 64), "model.code_dim": 1024, "model.codebook_weight": 0.25,
+        "model.commitment_weight": 1.0, "render.occupancy_weight": 1.0,
+        "render.occupancy_pos_weight": 1.0,
+    })  # fmt: skip
     run = gpu_run(steps=400_000, batch_size=16, lr=1e-3, warmup_steps=4000, eval_every=10_000,
                   grad_clip=0.1, beta2=0.95, weight_decay=1e-4, num_workers=8)  # fmt: skip
     return dataclasses.replace(config, run=run)

@@ -111,9 +111,11 @@ def cast_boxes(dirs: torch.Tensor, origin: torch.Tensor, low: torch.Tensor, high
     return torch.minimum(box, ground)
 
 
-def synthetic_street(seed: int, frames: int = SYNTHETIC_FRAMES):
+def synthetic_street(seed: int, frames: int = SYNTHETIC_FRAMES, sensor: dict | None = None,
+                     max_range: float = MAX_RANGE):  # fmt: skip
     """(ranges (n, H, W), clean (n, H, W), poses (n, 4, 4), dirs (H, W, 3)) of a street:
-    buildings on both sides of a road along x, parked cars, the sensor driving along x."""
+    buildings on both sides of a road along x, parked cars, the sensor driving along x.
+    `sensor`: rays.sensor_directions' arguments (default 16 beams x 128 columns)."""
     g = torch.Generator().manual_seed(seed)
     uniform = lambda lo, hi, n: lo + (hi - lo) * torch.rand(n, generator=g)  # noqa: E731
     count = 6
@@ -125,14 +127,14 @@ def synthetic_street(seed: int, frames: int = SYNTHETIC_FRAMES):
     centre = torch.cat([torch.stack([x, y, size[:, 2] / 2], -1), cars + torch.tensor([0, 0, 0.8])])
     size = torch.cat([size, torch.tensor([[4.5, 1.9, 1.6]]).expand(3, 3)])
     low, high = centre - size / 2, centre + size / 2  # (M, 3)
-    dirs = sensor_directions(**SYNTHETIC_SENSOR)  # (H, W, 3)
+    dirs = sensor_directions(**(sensor or SYNTHETIC_SENSOR))  # (H, W, 3)
     flat = dirs.reshape(-1, 3)
     speed = float(uniform(2.0, 5.0, 1))  # metres per frame
     ranges, poses = [], []
     for t in range(frames):
         origin = torch.tensor([speed * t, 0.0, SENSOR_HEIGHT])
         depth = cast_boxes(flat, origin, low, high)  # (H*W,)
-        ranges.append(torch.where(depth < MAX_RANGE, depth, 0.0).reshape(dirs.shape[:2]))
+        ranges.append(torch.where(depth < max_range, depth, 0.0).reshape(dirs.shape[:2]))
         pose = torch.eye(4, dtype=torch.float64)
         pose[0, 3] = speed * t
         poses.append(pose)

@@ -4,21 +4,25 @@
       -> LidarEncoder              (B, h, w, E) latents      voxels, PointNet, BEV, Swin
       -> RestartingVectorQuantizer (B, h, w) token ids, codes (B, h, w, E)
       -> SwinDecoder               (B, h', w', D) BEV features, h' = X / patch
-      -> FeatureGridHead           grid (B, C, Z', f h', f w')     read by OccupancyField
-      -> OccupancyHead             logits (B, X, Y, Z) of the voxel grid (spatial skipping)
+      -> FeatureGridHead           grid (B, C, Z', f h', f w')     the neural feature grid
+      -> OccupancyHead             logits (B, X / s, Y / s, Z): s = patch / occupancy_factor
+                                   voxel columns a cell (s = 1: the voxel grid, CoPilot4D)
 
-and `render` turns the grid into depths along any rays: alpha(r) = sigmoid(MLP(trilinear(
-grid, r))) at S samples, w_i = alpha_i prod_{j<i} (1 - alpha_j), D = sum_i w_i h_i (+ the
-leftover weight at far), with samples spread uniformly over [near, far] or, with spatial
-skipping, only inside the cells the binary head marks (skipping.py).
+and `render` turns the grid into depths along any rays: at S samples h_i the MLP reads the
+trilinearly interpolated feature into an opacity (sampling.py: per metre of ray, so that
+any spacing of samples renders the same field), w_i = alpha_i prod_{j<i} (1 - alpha_j),
+D = sum_i w_i h_i (+ the leftover weight at far), with the samples spread uniformly over
+[near, far] or, with spatial skipping, only inside the cells the binary head marks.
 
 The loss (`tokenizer_loss`, CoPilot4D's four terms) on rays drawn from each frame's returns:
 
-    L = |D - D_gt| + sum_i 1(|h_i - D_gt| > eps) w_i^2 + BCE(logits, voxels) + L_VQ
+    L = sum over renders (|D - D_gt| + sum_i 1(|h_i - D_gt| > eps) w_i^2)
+        + BCE(logits, voxels) + L_VQ
 
-Training samples are the union of stratified samples over [near, far] (they teach the field
-that empty space is empty, so that uniform rendering works) and samples inside the true
-voxels' pooled cells (CoPilot4D's training-time skipping: dense where the surface is).
+Each training ray is rendered twice: with stratified samples over [near, far] (they teach
+the field that empty space is empty, so that uniform rendering works) and with samples
+inside the true voxels' pooled cells (CoPilot4D's training-time skipping, what rendering
+with the binary head's cells does at inference).
 
 Shapes: B batch (sweeps), P points, h, w token-grid height, width, E code dims of a
 quantizer, D model width, C feature channels, X, Y, Z voxel-grid sizes, R rays, S samples
@@ -27,34 +31,45 @@ per ray, K codebook size.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import NamedTuple
 
 import torch
+import torch.distributed as dist
+import torch.nn.functional as F
 from torch import nn
 
 from lidar_tokenizer.config import RenderConfig, TokenizerConfig
 from lidar_tokenizer.decoder import SwinDecoder
 from lidar_tokenizer.encoder import LidarEncoder
-from lidar_tokenizer.feature_grid import FeatureGridHead, OccupancyField, OccupancyHead
-from lidar_tokenizer.rays import sample_depths
+from lidar_tokenizer.feature_grid import (
+    FeatureGridHead,
+    OccupancyField,
+    OccupancyHead,
+    inside,
+    read_features,
+)
+from lidar_tokenizer.rays import points_at
 from lidar_tokenizer.references import occupancy_grid
 from lidar_tokenizer.region import VoxelGrid, Voxels
 from lidar_tokenizer.render import (
     Rendered,
     depth_loss,
+    expected_depth,
     occupancy_loss,
-    render_samples,
+    render_weights,
     surface_loss,
 )
-from lidar_tokenizer.restarts import RestartingVectorQuantizer
-from lidar_tokenizer.skipping import coarse_mask, mask_from_logits, skip_samples
+from lidar_tokenizer.restarts import RestartingVectorQuantizer, distributed, kmeans
+from lidar_tokenizer.sampling import Samples, inside_cells, slab_alpha, uniform
+from lidar_tokenizer.skipping import coarse_mask, mask_from_logits
 from lidar_tokenizer.sweeps import FrameRays, batch_returns, pick_rays
 
 
 class Decoded(NamedTuple):
     """What the decoder makes of tokens: the feature grid (B, C, Z', X', Y') and the binary
-    occupancy logits (B, X, Y, Z) of the voxel grid."""
+    occupancy logits (B, X / s, Y / s, Z), s = config.head_cell."""
 
     grid: torch.Tensor
     occupancy: torch.Tensor
@@ -106,6 +121,20 @@ class LidarTokenizer(nn.Module):
             raise ValueError(f"render.pool={pool} must be a multiple of the binary head's "
                              f"cell, {c.head_cell} voxels")  # fmt: skip
         self.field = OccupancyField(c.grid_channels, self.grid.bounds, c.field_hidden)
+        self.register_buffer("codebook_ready", torch.zeros((), dtype=torch.bool))
+        self.start_from_prior()
+
+    @torch.no_grad()
+    def start_from_prior(self, alpha: float = 0.01, occupied: float = 0.02) -> None:
+        """Start both heads near the answer for an almost empty world: each metre of a ray
+        stops it with probability `alpha`, each voxel is occupied with probability
+        `occupied` (a few percent of a sweep's voxel columns hold a return). With biases at 0
+        the field would start half opaque per metre (sigmoid(0) = 1/2) and the binary head
+        at 1/2, and Adam, which moves a bias by about the learning rate a step, would take
+        hundreds of steps to walk them to logit(0.02) = -3.9 (the prior initialisation of
+        RetinaNet, Lin et al. 2017)."""
+        nn.init.constant_(self.field.mlp[-1].bias, math.log(alpha / (1 - alpha)))
+        nn.init.constant_(self.occupancy_head.proj.bias, math.log(occupied / (1 - occupied)))
 
     @property
     def codebook_size(self) -> int:
@@ -119,9 +148,40 @@ class LidarTokenizer(nn.Module):
 
     # ---------------------------------------------------------------- tokens and back
 
+    def latents(self, encoded) -> torch.Tensor:
+        """The quantizer's input (B, h, w, E): the encoder's latents, on the unit sphere when
+        config.unit_latents (codes are then compared by direction: cosine VQ)."""
+        z = encoded.latents  # (B, h, w, E)
+        return F.normalize(z, dim=-1) if self.config.unit_latents else z
+
+    def quantize(self, z: torch.Tensor):
+        """Latents (B, h, w, E) -> Quantized; the first training call first sets the codebook
+        by k-means on its own latents (`start_codebook`)."""
+        if self.training and not bool(self.codebook_ready):
+            self.start_codebook(z)
+        return self.quantizer(z)
+
+    @torch.no_grad()
+    def start_codebook(self, z: torch.Tensor) -> None:
+        """The codebook <- k-means on the first batch's latents (K of its B h w; all of them
+        when fewer), as a restart would. Chapter 1's VQ starts its codes in [-1/K, 1/K]:
+        measured here, the commitment term then pulled the latents (norm ~3) towards those
+        near-zero codes faster than Adam could move the codes out (a code moves by about the
+        learning rate a step), the encoder shrank every latent to ~0 within 20 steps, all
+        of them picked one code, and k-means restarts on those collapsed latents could not
+        spread them again (0.5% of the codes in use at step 100)."""
+        flat = z.detach().float().reshape(-1, z.shape[-1])  # (L, E)
+        if len(flat) < self.codebook_size:  # a tiny batch: repeat it (duplicate centres)
+            flat = flat.repeat(-(-self.codebook_size // len(flat)), 1)
+        centres = kmeans(flat, self.codebook_size, self.quantizer.kmeans_iters)  # (K, E)
+        if distributed():
+            dist.broadcast(centres, src=0)  # one codebook on every rank
+        self.quantizer.codebook.weight.copy_(centres)
+        self.codebook_ready.fill_(True)
+
     def encode(self, sweeps: Sequence) -> torch.Tensor:
         """B sweeps (P_b, 3) -> token ids (B, h, w) int64."""
-        return self.quantizer(self.encoder(sweeps).latents).indices
+        return self.quantize(self.latents(self.encoder(sweeps))).indices
 
     def decode(self, indices: torch.Tensor) -> Decoded:
         """Token ids (B, h, w) -> Decoded."""
@@ -135,25 +195,35 @@ class LidarTokenizer(nn.Module):
     def forward(self, sweeps: Sequence) -> Tokenized:
         """B sweeps, each (P_b, 3) float (metres, sensor frame) -> Tokenized."""
         encoded = self.encoder(sweeps)
-        quantized = self.quantizer(encoded.latents)  # codes (B, h, w, E), ids (B, h, w)
+        quantized = self.quantize(self.latents(encoded))  # codes (B, h, w, E), ids (B, h, w)
         decoded = self.decode_codes(quantized.codes)
         return Tokenized(decoded, quantized.indices, quantized.aux_loss, encoded.voxels)
 
     # ---------------------------------------------------------------- rendering
 
-    def alpha_fn(self, decoded: Decoded):
-        """points (B, n, S, 3) metres -> alpha (B, n, S), for render.render_samples."""
-        return lambda points: self.field(decoded.grid, points)
+    def alphas(self, decoded: Decoded, points: torch.Tensor, spacing: torch.Tensor):
+        """alpha (B, n, S) at points (B, n, S, 3) metres, each standing for spacing (B, n, S)
+        metres of its ray (sampling.slab_alpha); 0 outside the region."""
+        features = read_features(decoded.grid, points, self.grid.bounds)  # (B, n, S, C)
+        logit = self.field.mlp(features)[..., 0]  # (B, n, S)
+        alpha = slab_alpha(logit, spacing, self.render_config.alpha_length)
+        return alpha * inside(points, self.grid.bounds)
 
-    def render_at(self, decoded: Decoded, rays: FrameRays, samples, valid=None) -> Rendered:
-        """Render rays (B, R, 3) at given sorted sample depths (B, R, S)."""
-        return render_samples(self.alpha_fn(decoded), rays.origins, rays.dirs, samples,
-                              rays.far, self.render_config.chunk, valid)  # fmt: skip
-
-    def uniform_samples(self, rays: FrameRays, count: int, stratified: bool = False):
-        """(B, R, S) depths spread over each ray's [near, far]."""
-        return sample_depths(self.render_config.near, rays.far, count, rays.far.shape,
-                             stratified, device=rays.far.device)  # fmt: skip
+    def render_at(self, decoded: Decoded, rays: FrameRays, samples: Samples) -> Rendered:
+        """Render rays (B, R, 3) at given samples (B, R, S), `chunk` rays at a time:
+        w_i = alpha_i prod_{j<i} (1 - alpha_j), D = sum_i w_i h_i + (1 - sum_i w_i) far."""
+        alphas = []
+        for start in range(0, rays.far.shape[-1], self.render_config.chunk):
+            part = slice(start, start + self.render_config.chunk)
+            points = points_at(rays.origins[:, part], rays.dirs[:, part],
+                               samples.depths[:, part])  # (B, n, S, 3)  # fmt: skip
+            alphas.append(self.alphas(decoded, points, samples.spacing[:, part]))
+        alpha = torch.cat(alphas, dim=1)  # (B, R, S)
+        if samples.valid is not None:
+            alpha = alpha * samples.valid  # a skipped sample stops nothing
+        weights = render_weights(alpha)  # (B, R, S)
+        return Rendered(expected_depth(weights, samples.depths, rays.far), weights,
+                        samples.depths)  # fmt: skip
 
     def occupancy_target(self, voxels: Voxels) -> torch.Tensor:
         """The binary head's target: the sweeps' voxels, max-pooled in BEV to its cells:
@@ -176,26 +246,24 @@ class LidarTokenizer(nn.Module):
         eval_samples or skip_samples)."""
         r = self.render_config
         if not skipping:
-            depths = self.uniform_samples(rays, samples or r.eval_samples)
-            return self.render_at(decoded, rays, depths)
-        placed = skip_samples(self.skip_mask(decoded), self.grid.bounds, rays.origins,
-                              rays.dirs, r.near, rays.far, samples or r.skip_samples)  # fmt: skip
-        return self.render_at(decoded, rays, placed.samples, placed.valid)
+            return self.render_at(decoded, rays, uniform(rays, r.near, samples or r.eval_samples))
+        placed = inside_cells(self.skip_mask(decoded), self.grid.bounds, rays, r.near,
+                              samples or r.skip_samples)  # fmt: skip
+        return self.render_at(decoded, rays, placed)
 
-    def training_samples(self, rays: FrameRays, target: torch.Tensor):
-        """(samples (B, R, S), valid (B, R, S)): stratified over [near, far], plus stratified
-        inside the true voxels' pooled cells (target: `occupancy_target`), in depth order."""
+    def training_renders(self, decoded: Decoded, rays: FrameRays, target: torch.Tensor):
+        """The renders a training step supervises: {"uniform": stratified samples over
+        [near, far], "cells": (CoPilot4D's training-time skipping) stratified samples inside
+        the true voxels' pooled cells (target: `occupancy_target`)} -> Rendered each."""
         r = self.render_config
-        uniform = self.uniform_samples(rays, r.train_samples, stratified=True)  # (B, R, S1)
-        if r.train_skip_samples == 0:
-            return uniform, None
-        mask = coarse_mask(target, r.pool // self.config.head_cell)  # (B, X/pool, Y/pool, Z)
-        near = skip_samples(mask, self.grid.bounds, rays.origins, rays.dirs, r.near, rays.far,
-                            r.train_skip_samples, stratified=True)  # fmt: skip
-        samples = torch.cat([uniform, near.samples], dim=-1)  # (B, R, S1 + S2)
-        valid = torch.cat([torch.ones_like(uniform, dtype=torch.bool), near.valid], dim=-1)
-        samples, order = samples.sort(dim=-1)
-        return samples, valid.gather(-1, order)
+        samples = uniform(rays, r.near, r.train_samples, stratified=True)
+        renders = {"uniform": self.render_at(decoded, rays, samples)}
+        if r.train_skip_samples:
+            mask = coarse_mask(target, r.pool // self.config.head_cell)  # (B, X', Y', Z)
+            placed = inside_cells(mask, self.grid.bounds, rays, r.near, r.train_skip_samples,
+                                  stratified=True)  # fmt: skip
+            renders["cells"] = self.render_at(decoded, rays, placed)
+        return renders
 
 
 def code_usage_metrics(quantizer: RestartingVectorQuantizer, indices: torch.Tensor) -> dict:
@@ -221,14 +289,14 @@ def tokenizer_loss(model: LidarTokenizer, batch: dict):
     rays = pick_rays(frames, model.grid, r.train_rays, r.near)  # (B, R, ...)
     out = model(sweeps)
     occupied = model.occupancy_target(out.voxels)  # (B, X / s, Y / s, Z)
-    samples, valid = model.training_samples(rays, occupied)
-    rendered = model.render_at(out.decoded, rays, samples, valid)
-    depth = depth_loss(rendered.depth, rays.depths)  # L1, metres
-    surface = surface_loss(rendered.weights, rendered.samples, rays.depths, r.surface_eps)
+    metrics, loss = {}, 0.0
+    for name, one in model.training_renders(out.decoded, rays, occupied).items():
+        depth = depth_loss(one.depth, rays.depths)  # L1, metres
+        surface = surface_loss(one.weights, one.samples, rays.depths, r.surface_eps)
+        loss = loss + depth + r.surface_weight * surface
+        metrics |= {f"depth_l1_{name}": depth.detach(), f"surface_{name}": surface.detach()}
     occupancy = occupancy_loss(out.decoded.occupancy, occupied, r.occupancy_pos_weight)
-    loss = (depth + r.surface_weight * surface + r.occupancy_weight * occupancy
-            + r.vq_weight * out.aux_loss)  # fmt: skip
-    metrics = {"depth_l1": depth.detach(), "surface": surface.detach(),
-               "occupancy_bce": occupancy.detach(), "vq_loss": out.aux_loss.detach(),
-               **code_usage_metrics(model.quantizer, out.indices)}  # fmt: skip
+    loss = loss + r.occupancy_weight * occupancy + r.vq_weight * out.aux_loss
+    metrics |= {"occupancy_bce": occupancy.detach(), "vq_loss": out.aux_loss.detach(),
+                **code_usage_metrics(model.quantizer, out.indices)}  # fmt: skip
     return loss, metrics

@@ -9,7 +9,7 @@ from lidar_tokenizer.data import SyntheticSweeps, cast_boxes, real_scans
 from lidar_tokenizer.evaluate import driving_frames
 
 from worldmodels.data.driving.config import PRESETS as DRIVING
-from worldmodels.data.driving.store import DATA_ROOT, dataset_plan
+from worldmodels.data.driving.store import DATA_ROOT, dataset_plan, load_manifest
 
 
 def test_driving_splits_share_no_sequence():
@@ -25,8 +25,16 @@ def test_driving_splits_share_no_sequence():
         assert all(p.scenario != preset.data.heldout_scenario for p in plan if p.split != "heldout")
 
 
-@pytest.mark.skipif(not (DATA_ROOT / "debug" / "manifest.json").exists(),
-                    reason="the driving debug data is not generated here")  # fmt: skip
+def generated(preset: str) -> bool:
+    """The preset's driving data is on disk, made by this engine (same fingerprint)."""
+    manifest = DATA_ROOT / preset / "manifest.json"
+    return (
+        manifest.exists()
+        and load_manifest(manifest.parent)["fingerprint"] == DRIVING[preset].fingerprint()
+    )
+
+
+@pytest.mark.skipif(not generated("debug"), reason="no driving debug data of this engine here")
 def test_generated_sweeps_share_no_sequence_or_frame():
     from lidar_tokenizer.data import LidarSweeps
 

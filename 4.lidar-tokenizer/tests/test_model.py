@@ -2,6 +2,8 @@
 the encoder through the quantizer, rays leave the region where they should, restarts only
 when asked for, and coherence with and without ego motion."""
 
+import dataclasses
+
 import torch
 from lidar_tokenizer.config import RenderConfig, TokenizerConfig
 from lidar_tokenizer.data import SyntheticSweeps
@@ -41,22 +43,30 @@ def test_shapes_of_tokens_grids_and_renders():
         assert depth.shape == (2, 50) and (depth <= rays.far + 1e-4).all()
 
 
-def test_loss_falls_on_a_tiny_overfit_and_reaches_the_encoder():
+def test_loss_falls_on_a_tiny_overfit():
     torch.manual_seed(0)
     model = LidarTokenizer(TINY, RENDER)
     data = batch(4)
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     losses = []
-    for step in range(40):
+    for _ in range(40):
         loss, metrics = tokenizer_loss(model, data)
         loss.backward()
-        if step == 0:  # through the straight-through estimator, down to the PointNet
-            assert model.encoder.pointnet.point_mlp[0].weight.grad.abs().sum() > 0
-            assert model.encoder.swin.patch_embed.proj.weight.grad.abs().sum() > 0
         optimizer.step()
         optimizer.zero_grad()
-        losses.append(float(metrics["depth_l1"]))
+        losses.append(float(metrics["depth_l1_uniform"] + metrics["depth_l1_cells"]))
     assert sum(losses[-5:]) / 5 < 0.6 * sum(losses[:5]) / 5, losses
+
+
+def test_the_rendering_loss_reaches_the_encoder_through_the_quantizer():
+    """With the VQ loss off (its commitment term alone would reach the encoder), only the
+    straight-through estimator carries the depth error back to the PointNet."""
+    torch.manual_seed(0)
+    model = LidarTokenizer(TINY, dataclasses.replace(RENDER, vq_weight=0.0, occupancy_weight=0.0))
+    loss, _ = tokenizer_loss(model, batch(2))
+    loss.backward()
+    assert model.encoder.pointnet.point_mlp[0].weight.grad.abs().sum() > 0
+    assert model.encoder.swin.patch_embed.proj.weight.grad.abs().sum() > 0
 
 
 def test_rays_leave_the_region_at_its_faces():
@@ -80,9 +90,10 @@ def collapsed_run(restarts: bool) -> int:
     torch.manual_seed(0)
     config = TokenizerConfig(**{**TINY.__dict__, "restarts": restarts})
     model = LidarTokenizer(config, RENDER)
-    with torch.no_grad():
+    with torch.no_grad():  # (and no k-means start, which would undo it)
         model.quantizer.codebook.weight.fill_(50.0)
         model.quantizer.codebook.weight[0] = 0.0
+        model.codebook_ready.fill_(True)
     data = batch(4)
     for _ in range(20):  # the bank (10 K latents, K / 16 a step) is full after 16 steps
         tokenizer_loss(model, data)  # training mode: the counters move
@@ -92,6 +103,19 @@ def collapsed_run(restarts: bool) -> int:
 def test_restarts_only_when_asked_for():
     assert collapsed_run(restarts=True) >= 1
     assert collapsed_run(restarts=False) == 0
+
+
+def test_the_codebook_starts_at_the_first_batchs_latents():
+    """k-means on the first training batch: every code near some latent, many in use."""
+    torch.manual_seed(0)
+    model = LidarTokenizer(TINY, RENDER)
+    assert model.quantizer.codebook.weight.abs().max() <= 1 / 32  # chapter 1's start
+    tokenizer_loss(model, batch(4))
+    assert bool(model.codebook_ready)
+    assert model.quantizer.codebook.weight.abs().max() > 0.1  # moved out to the latents
+    indices = model.encode([points_of(returns(r, d)) for r, d in
+                            zip(batch(4)["range"], batch(4)["dirs"])])  # fmt: skip
+    assert len(indices.unique()) > 8  # of 32 codes, over 4 x 64 tokens
 
 
 def test_coherence_follows_the_ego_motion():

@@ -37,8 +37,8 @@ def test_train_then_validate(tmp_path, capsys):
     records = read_log(out / "log.jsonl")
     losses = [r["loss"] for r in records if "loss" in r]
     assert losses[-1] < losses[0], losses
-    assert {"depth_l1", "surface", "occupancy_bce", "vq_loss", "codes_alive", "restarts",
-            "batch_code_usage"} <= set(records[0])  # fmt: skip
+    assert {"depth_l1_uniform", "depth_l1_cells", "surface_cells", "occupancy_bce", "vq_loss",
+            "codes_alive", "restarts", "batch_code_usage"} <= set(records[0])  # fmt: skip
     assert result["step"] == 12 and (out / "samples" / "step_000006.png").exists()
 
     results = tmp_path / "results"
