@@ -55,10 +55,11 @@ class TokenizerConfig:
     unit_latents: bool = False  # l2-normalise the latents before the lookup (cosine VQ)
     grid_channels: int = 16  # C of the neural feature grid
     grid_levels: int = 64  # its height levels
-    grid_factor: int = 2  # each decoder BEV cell emits a (f, f, levels, C) block
+    grid_factor: int = 2  # each decoder BEV cell emits a (factor, factor, levels, C) block
     field_hidden: int = 32  # hidden width of the MLP that reads a feature into alpha
-    occupancy_factor: int = 4  # binary head: (f, f, Z) logits per decoder BEV cell; f = patch
-    # lands on the voxel grid (CoPilot4D), smaller f on a coarser grid (voxels max-pooled)
+    # binary head: (factor, factor, Z) logits per decoder BEV cell; factor = patch lands on
+    # the voxel grid (CoPilot4D), a smaller factor on a coarser grid (voxels max-pooled)
+    occupancy_factor: int = 4
 
     def __post_init__(self):
         at_least(self, 1, "point_dim", "bev_dim", "window", "patch", "code_dim", "grid_levels")

@@ -288,7 +288,7 @@ def tokenizer_loss(model: LidarTokenizer, batch: dict):
     sweeps = [f.dirs * f.depths[:, None] for f in frames]  # B x (P_b, 3): p = r d
     rays = pick_rays(frames, model.grid, r.train_rays, r.near)  # (B, R, ...)
     out = model(sweeps)
-    occupied = model.occupancy_target(out.voxels)  # (B, X / s, Y / s, Z)
+    occupied = model.occupancy_target(out.voxels)  # (B, X / cell, Y / cell, Z): head_cell
     metrics, loss = {}, 0.0
     for name, one in model.training_renders(out.decoded, rays, occupied).items():
         depth = depth_loss(one.depth, rays.depths)  # L1, metres
