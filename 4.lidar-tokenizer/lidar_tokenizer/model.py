@@ -62,7 +62,7 @@ from lidar_tokenizer.render import (
     surface_loss,
 )
 from lidar_tokenizer.restarts import RestartingVectorQuantizer, distributed, kmeans
-from lidar_tokenizer.sampling import Samples, inside_cells, slab_alpha, uniform
+from lidar_tokenizer.sampling import Samples, inside_cells, slab_alpha, uniform, widen_levels
 from lidar_tokenizer.skipping import coarse_mask, mask_from_logits
 from lidar_tokenizer.sweeps import FrameRays, batch_returns, pick_rays
 
@@ -133,7 +133,9 @@ class LidarTokenizer(nn.Module):
         at 1/2, and Adam, which moves a bias by about the learning rate a step, would take
         hundreds of steps to walk them to logit(0.02) = -3.9 (the prior initialisation of
         RetinaNet, Lin et al. 2017)."""
-        nn.init.constant_(self.field.mlp[-1].bias, math.log(alpha / (1 - alpha)))
+        # opacity of a slab of alpha_length m: 1 - exp(-softplus(b)) = 1 - (1 - alpha)^length
+        slab = -self.render_config.alpha_length * math.log1p(-alpha)  # softplus(b)
+        nn.init.constant_(self.field.mlp[-1].bias, math.log(math.expm1(slab)))
         nn.init.constant_(self.occupancy_head.proj.bias, math.log(occupied / (1 - occupied)))
 
     @property
@@ -237,7 +239,8 @@ class LidarTokenizer(nn.Module):
         """The binary head thresholded and BEV max-pooled: (B, X / pool, Y / pool, Z) bool,
         pool in voxels (CoPilot4D: 8)."""
         r = self.render_config
-        return mask_from_logits(decoded.occupancy, r.threshold, r.pool // self.config.head_cell)
+        mask = mask_from_logits(decoded.occupancy, r.threshold, r.pool // self.config.head_cell)
+        return widen_levels(mask, r.widen_levels)
 
     def render(self, decoded: Decoded, rays: FrameRays, skipping: bool = False,
                samples: int | None = None) -> Rendered:  # fmt: skip
@@ -260,6 +263,7 @@ class LidarTokenizer(nn.Module):
         renders = {"uniform": self.render_at(decoded, rays, samples)}
         if r.train_skip_samples:
             mask = coarse_mask(target, r.pool // self.config.head_cell)  # (B, X', Y', Z)
+            mask = widen_levels(mask, r.widen_levels)
             placed = inside_cells(mask, self.grid.bounds, rays, r.near, r.train_skip_samples,
                                   stratified=True)  # fmt: skip
             renders["cells"] = self.render_at(decoded, rays, placed)

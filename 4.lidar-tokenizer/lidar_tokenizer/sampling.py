@@ -31,6 +31,7 @@ from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 
 from lidar_tokenizer.rays import sample_depths
 from lidar_tokenizer.skipping import skip_samples
@@ -60,6 +61,19 @@ def inside_cells(mask, bounds, rays, near: float, count: int, stratified: bool =
                           stratified)  # fmt: skip
     spacing = (placed.length / count)[..., None] * placed.valid  # (B, R, S): L / S, or 0
     return Samples(placed.samples, spacing, placed.valid)
+
+
+def widen_levels(mask: torch.Tensor, levels: int) -> torch.Tensor:
+    """Mark also the `levels` height levels above and below each marked cell: (B, X', Y', Z)
+    bool -> same. CoPilot4D pools its skipping mask in BEV only, at 14 cm levels; at the
+    debug grid's 28 cm, a ground that the binary head places one level off (relief, the
+    body's pitch) would otherwise be skipped."""
+    if levels == 0:
+        return mask
+    B, X = mask.shape[:2]
+    columns = rearrange(mask.float(), "b x y z -> (b x y) 1 z")
+    widened = F.max_pool1d(columns, 2 * levels + 1, stride=1, padding=levels)
+    return rearrange(widened, "(b x y) 1 z -> b x y z", b=B, x=X).bool()
 
 
 def slab_alpha(logit: torch.Tensor, spacing: torch.Tensor, length: float) -> torch.Tensor:
