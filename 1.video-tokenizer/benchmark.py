@@ -18,9 +18,6 @@ command's own options.
 
 from __future__ import annotations
 
-import json
-import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,16 +26,11 @@ from video_tokenizer.config import PRESETS
 from video_tokenizer.model import VideoTokenizer, loss_fn
 
 from worldmodels.benchmark import (
-    count_flops,
-    matmul_peak,
-    preset_names,
-    report,
-    seconds_per_step,
-    split_overrides,
+    run_benchmark,
+    split_overrides,  # noqa: F401  (the tests reach it here)
+    time_training_step,
 )
-from worldmodels.config import override, parse_command
-from worldmodels.runtime import Runtime, pick_autocast_dtype, pick_device, seed_everything
-from worldmodels.steps import LossModule, build_optimizer, optimizer_step
+from worldmodels.config import override
 
 HERE = Path(__file__).resolve().parent
 
@@ -60,46 +52,24 @@ def benchmark_preset(
     name: str, device: torch.device, steps: int, warmup: int, overrides: dict
 ) -> dict:
     config = override(PRESETS[name](), overrides)
-    seed_everything(0)
-    runtime = Runtime(device, pick_autocast_dtype(device, config.run.dtype))
-    dtype = runtime.dtype
-    model = VideoTokenizer(config.model).to(device)
-    optimizer = build_optimizer(model, config.run, device)
-    step_module = LossModule(model, loss_fn)
-    scaler = torch.amp.GradScaler(enabled=dtype == torch.float16)  # as the trainer makes it
     B, T, size = config.run.batch_size, config.data.clip_len, config.model.image_size
-    batch = {"frames": torch.rand(B, T, 3, size, size, device=device)}
-
-    def step():
-        optimizer_step(step_module, optimizer, scaler, batch, config.run.grad_clip,
-                       runtime.autocast())  # fmt: skip
-
-    flops = count_flops(step)  # counted eagerly, before compiling: the same math either way
-    if config.run.compile:
-        model.compile()  # as the trainer does: the model's forward, compiled in place
-    start = time.perf_counter()
-    step()  # the first call pays for compilation, reported separately
-    first_step = time.perf_counter() - start
-    seconds = seconds_per_step(step, device, warmup, steps)
-    peak = matmul_peak(device, dtype)
-    T_latent, h, w = model.tokens_shape(T)
+    timing = time_training_step(
+        config.run, lambda: VideoTokenizer(config.model), loss_fn,
+        lambda: {"frames": torch.rand(B, T, 3, size, size, device=device)},
+        device, warmup, steps,
+    )  # fmt: skip
+    T_latent, h, w = timing.model.tokens_shape(T)
     return {
         "preset": name,
-        "params_M": round(sum(p.numel() for p in model.parameters()) / 1e6, 2),
+        "params_M": timing.params_M(),
         "batch": B,
         "frames": T,
         "image": size,
         "tokens_per_clip": T_latent * h * w,
-        "dtype": str(dtype).replace("torch.", ""),
-        "compile": config.run.compile,
-        "steps_per_s": round(1 / seconds, 3),
-        "clips_per_s": round(B / seconds, 1),
-        "tokens_per_s": round(B * T_latent * h * w / seconds),
-        "step_GFLOP": round(flops / 1e9, 2),
-        "achieved_GFLOPs": round(flops / seconds / 1e9, 1),
-        "peak_GFLOPs": round(peak / 1e9, 1),
-        "MFU": round(flops / seconds / peak, 3),
-        "first_step_s": round(first_step, 1),
+        **timing.columns(
+            clips_per_s=round(B / timing.seconds, 1),
+            tokens_per_s=round(B * T_latent * h * w / timing.seconds),
+        ),
     }
 
 
@@ -108,15 +78,10 @@ KEYS = ("preset", "params_M", "batch", "dtype", "compile", "steps_per_s", "clips
 
 
 def main(argv=None) -> list[dict]:
-    own, overrides = split_overrides(sys.argv[1:] if argv is None else argv)
-    args = parse_command(Options, own)
-    device = pick_device(args.device)
-    rows = []
-    for name in preset_names(args.presets, PRESETS, device, overrides):
-        rows.append(benchmark_preset(name, device, args.steps, args.warmup, overrides))
-        print(json.dumps(rows[-1]))
-    report(rows, KEYS, device, HERE / "benchmarks.jsonl")
-    return rows
+    def measure(name, args, device, overrides):
+        return benchmark_preset(name, device, args.steps, args.warmup, overrides)
+
+    return run_benchmark(argv, Options, PRESETS, measure, KEYS, HERE / "benchmarks.jsonl")
 
 
 if __name__ == "__main__":

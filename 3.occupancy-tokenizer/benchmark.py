@@ -21,9 +21,6 @@ preset benchmarked; a key without a dot is one of this command's own options.
 from __future__ import annotations
 
 import dataclasses
-import json
-import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,17 +31,8 @@ from occupancy_tokenizer.config import KINDS, PRESETS, clip_frames, complete_con
 from occupancy_tokenizer.data import synthetic_sequence
 from occupancy_tokenizer.evaluate import tokens_per_frame
 
-from worldmodels.benchmark import (
-    count_flops,
-    matmul_peak,
-    preset_names,
-    report,
-    seconds_per_step,
-    split_overrides,
-)
-from worldmodels.config import override, parse_command, require
-from worldmodels.runtime import Runtime, pick_autocast_dtype, pick_device, seed_everything
-from worldmodels.steps import LossModule, build_optimizer, optimizer_step
+from worldmodels.benchmark import run_benchmark, time_training_step
+from worldmodels.config import override, require
 
 HERE = Path(__file__).resolve().parent
 
@@ -77,38 +65,17 @@ def street_batch(config, device: torch.device) -> dict:
 
 def benchmark_preset(name: str, kind: str, device, steps: int, warmup: int, overrides) -> dict:
     config = complete_config(override(dataclasses.replace(PRESETS[name](), kind=kind), overrides))
-    seed_everything(0)
-    runtime = Runtime(device, pick_autocast_dtype(device, config.run.dtype))
-    model = build_model(config).to(device)
-    optimizer = build_optimizer(model, config.run, device)
-    step_module = LossModule(model, LOSSES[kind])
-    scaler = torch.amp.GradScaler(enabled=runtime.dtype == torch.float16)
-    batch = street_batch(config, device)
-
-    def step():
-        optimizer_step(step_module, optimizer, scaler, batch, config.run.grad_clip,
-                       runtime.autocast())  # fmt: skip
-
-    flops = count_flops(step)  # counted eagerly, before compiling: the same math either way
-    if config.run.compile:
-        model.compile()
-    start = time.perf_counter()
-    step()  # the first call pays for compilation, reported separately
-    first_step = time.perf_counter() - start
-    seconds = seconds_per_step(step, device, warmup, steps)
-    peak = matmul_peak(device, runtime.dtype)
-    frames = config.run.batch_size * clip_frames(config)
+    timing = time_training_step(
+        config.run, lambda: build_model(config), LOSSES[kind],
+        lambda: street_batch(config, device), device, warmup, steps,
+    )  # fmt: skip
+    model, frames = timing.model, config.run.batch_size * clip_frames(config)
     return {
-        "preset": name, "kind": kind,
-        "params_M": round(sum(p.numel() for p in model.parameters()) / 1e6, 2),
+        "preset": name, "kind": kind, "params_M": timing.params_M(),
         "batch": config.run.batch_size, "grid": "x".join(map(str, data_grid(config))),
         "tokens_per_frame": tokens_per_frame(model),
-        "dtype": str(runtime.dtype).replace("torch.", ""), "compile": config.run.compile,
-        "steps_per_s": round(1 / seconds, 3), "frames_per_s": round(frames / seconds, 1),
-        "tokens_per_s": round(frames * tokens_per_frame(model) / seconds),
-        "step_GFLOP": round(flops / 1e9, 2), "achieved_GFLOPs": round(flops / seconds / 1e9, 1),
-        "peak_GFLOPs": round(peak / 1e9, 1), "MFU": round(flops / seconds / peak, 3),
-        "first_step_s": round(first_step, 1),
+        **timing.columns(frames_per_s=round(frames / timing.seconds, 1),
+                         tokens_per_s=round(frames * tokens_per_frame(model) / timing.seconds)),
     }  # fmt: skip
 
 
@@ -118,15 +85,10 @@ KEYS = ("preset", "kind", "params_M", "batch", "grid", "dtype", "compile", "step
 
 
 def main(argv=None) -> list[dict]:
-    own, overrides = split_overrides(sys.argv[1:] if argv is None else argv)
-    args = parse_command(Options, own)
-    device = pick_device(args.device)
-    rows = []
-    for name in preset_names(args.presets, PRESETS, device, overrides):
-        rows.append(benchmark_preset(name, args.kind, device, args.steps, args.warmup, overrides))
-        print(json.dumps(rows[-1]))
-    report(rows, KEYS, device, HERE / "benchmarks.jsonl")
-    return rows
+    def measure(name, args, device, overrides):
+        return benchmark_preset(name, args.kind, device, args.steps, args.warmup, overrides)
+
+    return run_benchmark(argv, Options, PRESETS, measure, KEYS, HERE / "benchmarks.jsonl")
 
 
 if __name__ == "__main__":

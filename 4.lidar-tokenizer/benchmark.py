@@ -21,9 +21,6 @@ every preset benchmarked; a key without a dot is one of this command's own optio
 
 from __future__ import annotations
 
-import json
-import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,18 +29,10 @@ from lidar_tokenizer.build import LOSS, build_model
 from lidar_tokenizer.config import PRESETS
 from lidar_tokenizer.data import synthetic_street
 
-from worldmodels.benchmark import (
-    count_flops,
-    matmul_peak,
-    preset_names,
-    report,
-    seconds_per_step,
-    split_overrides,
-)
-from worldmodels.config import override, parse_command
+from worldmodels.benchmark import run_benchmark, time_training_step
+from worldmodels.config import override
 from worldmodels.data.driving.config import PRESETS as DRIVING
-from worldmodels.runtime import Runtime, move_to, pick_autocast_dtype, pick_device, seed_everything
-from worldmodels.steps import LossModule, build_optimizer, optimizer_step
+from worldmodels.runtime import move_to
 
 HERE = Path(__file__).resolve().parent
 
@@ -74,38 +63,19 @@ def street_batch(config, device: torch.device) -> dict:
 
 def benchmark_preset(name: str, device, steps: int, warmup: int, overrides) -> dict:
     config = override(PRESETS[name](), overrides)
-    seed_everything(0)
-    runtime = Runtime(device, pick_autocast_dtype(device, config.run.dtype))
-    model = build_model(config).to(device)
-    optimizer = build_optimizer(model, config.run, device)
-    step_module = LossModule(model, LOSS)
-    scaler = torch.amp.GradScaler(enabled=runtime.dtype == torch.float16)
-    batch = street_batch(config, device)
-
-    def step():
-        optimizer_step(step_module, optimizer, scaler, batch, config.run.grad_clip,
-                       runtime.autocast())  # fmt: skip
-
-    flops = count_flops(step)  # counted eagerly, before compiling: the same math either way
-    if config.run.compile:
-        model.compile()
-    start = time.perf_counter()
-    step()  # the first call pays for compilation, reported separately
-    first_step = time.perf_counter() - start
-    seconds = seconds_per_step(step, device, warmup, steps)
-    peak = matmul_peak(device, runtime.dtype)
+    timing = time_training_step(
+        config.run, lambda: build_model(config), LOSS,
+        lambda: street_batch(config, device), device, warmup, steps,
+    )  # fmt: skip
     B, rays = config.run.batch_size, config.render.train_rays
     samples = config.render.train_samples + config.render.train_skip_samples
-    h, w = model.token_grid
+    h, w = timing.model.token_grid
     return {
-        "preset": name, "params_M": round(sum(p.numel() for p in model.parameters()) / 1e6, 2),
+        "preset": name, "params_M": timing.params_M(),
         "batch": B, "grid": "x".join(map(str, config.model.grid)), "tokens": f"{h}x{w}",
         "rays_per_sweep": rays, "samples_per_ray": samples,
-        "dtype": str(runtime.dtype).replace("torch.", ""), "compile": config.run.compile,
-        "steps_per_s": round(1 / seconds, 3), "sweeps_per_s": round(B / seconds, 2),
-        "rays_per_s": round(B * rays / seconds), "step_GFLOP": round(flops / 1e9, 2),
-        "achieved_GFLOPs": round(flops / seconds / 1e9, 1), "peak_GFLOPs": round(peak / 1e9, 1),
-        "MFU": round(flops / seconds / peak, 3), "first_step_s": round(first_step, 1),
+        **timing.columns(sweeps_per_s=round(B / timing.seconds, 2),
+                         rays_per_s=round(B * rays / timing.seconds)),
     }  # fmt: skip
 
 
@@ -115,15 +85,10 @@ KEYS = ("preset", "params_M", "batch", "grid", "tokens", "rays_per_sweep", "samp
 
 
 def main(argv=None) -> list[dict]:
-    own, overrides = split_overrides(sys.argv[1:] if argv is None else argv)
-    args = parse_command(Options, own)
-    device = pick_device(args.device)
-    rows = []
-    for name in preset_names(args.presets, PRESETS, device, overrides):
-        rows.append(benchmark_preset(name, device, args.steps, args.warmup, overrides))
-        print(json.dumps(rows[-1]))
-    report(rows, KEYS, device, HERE / "benchmarks.jsonl")
-    return rows
+    def measure(name, args, device, overrides):
+        return benchmark_preset(name, device, args.steps, args.warmup, overrides)
+
+    return run_benchmark(argv, Options, PRESETS, measure, KEYS, HERE / "benchmarks.jsonl")
 
 
 if __name__ == "__main__":

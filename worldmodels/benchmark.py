@@ -10,15 +10,21 @@ from __future__ import annotations
 
 import json
 import platform
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
+from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from worldmodels.config import override
+from worldmodels.config import RunConfig, override, parse_command
 from worldmodels.runlog import git_commit, machine_description
+from worldmodels.runtime import Runtime, pick_autocast_dtype, pick_device, seed_everything
+from worldmodels.steps import LossFn, LossModule, build_optimizer, optimizer_step
 
 
 def synchronize(device: torch.device) -> None:
@@ -62,6 +68,78 @@ def seconds_per_step(
         step()
     synchronize(device)
     return (time.perf_counter() - start) / steps
+
+
+# ---------------------------------------------------------------------------------------
+# One preset's training step, timed the same way in every chapter
+
+
+@dataclass
+class StepTiming:
+    """A training step, timed: its model (for a chapter's own columns) and its numbers."""
+
+    model: nn.Module
+    dtype: torch.dtype  # the autocast dtype the step ran under
+    compile: bool  # whether the model was compiled
+    flops: int  # FLOPs of one step (forward + backward), counted eagerly
+    seconds: float  # mean wall-clock seconds of a step, after warm-up
+    first_step: float  # seconds of the first call, compilation included
+    peak: float  # measured matmul FLOP/s of the device at `dtype`
+
+    def params_M(self) -> float:
+        """The model's parameters in millions, to 2 decimals."""
+        return round(sum(p.numel() for p in self.model.parameters()) / 1e6, 2)
+
+    def columns(self, **rates: Any) -> dict:
+        """The columns every benchmark reports, with the chapter's own `rates` (clips/s,
+        tokens/s, ..., already rounded) after steps/s: dtype, compile, steps_per_s, *rates,
+        step_GFLOP, achieved_GFLOPs, peak_GFLOPs, MFU, first_step_s."""
+        achieved = self.flops / self.seconds
+        return {
+            "dtype": str(self.dtype).replace("torch.", ""), "compile": self.compile,
+            "steps_per_s": round(1 / self.seconds, 3), **rates,
+            "step_GFLOP": round(self.flops / 1e9, 2), "achieved_GFLOPs": round(achieved / 1e9, 1),
+            "peak_GFLOPs": round(self.peak / 1e9, 1), "MFU": round(achieved / self.peak, 3),
+            "first_step_s": round(self.first_step, 1),
+        }  # fmt: skip
+
+
+def time_training_step(
+    run: RunConfig,
+    build_model: Callable[[], nn.Module],
+    loss_fn: LossFn,
+    make_batch: Callable[[], Any],
+    device: torch.device,
+    warmup: int,
+    steps: int,
+) -> StepTiming:
+    """Time the trainer's own step, `optimizer_step` (forward under the run's autocast, the
+    loss, scaled backward, gradient clipping, AdamW), on `make_batch()`.
+
+    Seeded with 0, then the model is built, then the batch (so random batches repeat). FLOPs
+    are counted eagerly, before compiling (the same math either way); with `run.compile` the
+    model is compiled in place as the trainer does, and the first call, which pays for
+    compilation, is timed apart from the `steps` timed after `warmup` untimed ones."""
+    seed_everything(0)
+    runtime = Runtime(device, pick_autocast_dtype(device, run.dtype))
+    model = build_model().to(device)
+    optimizer = build_optimizer(model, run, device)
+    step_module = LossModule(model, loss_fn)
+    scaler = torch.amp.GradScaler(enabled=runtime.dtype == torch.float16)  # as the trainer does
+    batch = make_batch()
+
+    def step():
+        optimizer_step(step_module, optimizer, scaler, batch, run.grad_clip, runtime.autocast())
+
+    flops = count_flops(step)
+    if run.compile:
+        model.compile()
+    start = time.perf_counter()
+    step()
+    first_step = time.perf_counter() - start
+    seconds = seconds_per_step(step, device, warmup, steps)
+    peak = matmul_peak(device, runtime.dtype)
+    return StepTiming(model, runtime.dtype, run.compile, flops, seconds, first_step, peak)
 
 
 # ---------------------------------------------------------------------------------------
@@ -110,3 +188,26 @@ def report(rows: list[dict], keys: Sequence[str], device: torch.device, jsonl: P
             record = {"machine": machine, "host": platform.node(), "commit": git_commit(),
                       "date": time.strftime("%Y-%m-%d"), **row}  # fmt: skip
             f.write(json.dumps(record) + "\n")
+
+
+def run_benchmark(
+    argv: Sequence[str] | None,
+    options: type,
+    presets: Mapping[str, Callable],
+    measure: Callable[[str, Any, torch.device, dict], dict],
+    keys: Sequence[str],
+    jsonl: Path,
+) -> list[dict]:
+    """A chapter's benchmark command: parse `argv` (default: the command line) into the
+    chapter's `options` dataclass (with `presets`, `device`) and dotted config overrides, then
+    for each preset print `measure(name, options, device, overrides)`'s row as JSON as it
+    comes, and at the end `report` them all to `jsonl`. Returns the rows."""
+    own, overrides = split_overrides(sys.argv[1:] if argv is None else argv)
+    args = parse_command(options, own)
+    device = pick_device(args.device)
+    rows = []
+    for name in preset_names(args.presets, presets, device, overrides):
+        rows.append(measure(name, args, device, overrides))
+        print(json.dumps(rows[-1]))
+    report(rows, keys, device, jsonl)
+    return rows

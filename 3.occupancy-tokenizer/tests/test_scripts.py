@@ -1,16 +1,15 @@
 """train.py then validate.py end to end on synthetic streets: files appear, the checkpoint
 scores what the trainer scored, and each kind's own numbers are there."""
 
-import importlib.util
 import json
 import math
-import sys
 from pathlib import Path
 
 import pytest
 from occupancy_tokenizer.build import load_run
 from occupancy_tokenizer.pretrained import load_tokenizer
 
+from worldmodels import testing
 from worldmodels.checkpoint import CheckpointError
 from worldmodels.config import ConfigError
 from worldmodels.runlog import read_log
@@ -28,11 +27,7 @@ def config_of(run):
 
 
 def load_script(name):
-    spec = importlib.util.spec_from_file_location(f"ch3_{name}", CHAPTER / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while being made
-    spec.loader.exec_module(module)
-    return module
+    return testing.load_script(CHAPTER, name)
 
 
 def test_scene_train_then_validate(tmp_path, capsys):

@@ -1,13 +1,12 @@
 """train.py then validate.py end to end on synthetic streets: files appear, the checkpoint
 scores what the trainer scored, the references and intervals are there, bad keys are named."""
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
+from worldmodels import testing
 from worldmodels.config import ConfigError
 from worldmodels.runlog import read_log
 
@@ -24,11 +23,7 @@ TINY = [
 
 
 def load_script(name):
-    spec = importlib.util.spec_from_file_location(f"ch4_{name}", CHAPTER / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while being made
-    spec.loader.exec_module(module)
-    return module
+    return testing.load_script(CHAPTER, name)
 
 
 def test_train_then_validate(tmp_path, capsys):
