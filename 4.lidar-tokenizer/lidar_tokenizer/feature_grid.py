@@ -128,7 +128,9 @@ class OccupancyField(nn.Module):
     """alpha(r) = sigmoid(MLP(trilinear(grid, r))), and 0 outside `bounds`.
 
     A callable alpha function for render.py once bound to a grid:
-    `lambda points: field(grid, points)`."""
+    `lambda points: field(grid, points)` (one alpha per sample, whatever their spacing). The
+    tokenizer uses only its `mlp`: model.py turns the MLP's logit into the opacity of the
+    sample's stretch of ray (sampling.slab_alpha), so that any spacing renders one field."""
 
     def __init__(self, channels: int, bounds: Bounds, hidden: int = 32):
         super().__init__()

@@ -9,8 +9,8 @@
                                    voxel columns a cell (s = 1: the voxel grid, CoPilot4D)
 
 and `render` turns the grid into depths along any rays: at S samples h_i the MLP reads the
-trilinearly interpolated feature into an opacity (sampling.py: per metre of ray, so that
-any spacing of samples renders the same field), w_i = alpha_i prod_{j<i} (1 - alpha_j),
+trilinearly interpolated feature into an opacity (sampling.py: per `alpha_length` of ray,
+so that any spacing of samples renders the same field), w_i = alpha_i prod_{j<i} (1 - alpha_j),
 D = sum_i w_i h_i (+ the leftover weight at far), with the samples spread uniformly over
 [near, far] or, with spatial skipping, only inside the cells the binary head marks.
 

@@ -15,8 +15,9 @@
    majority: a wall one voxel thick fills 1/8 of an 8-voxel-wide block column and a
    majority vote would erase it; OR keeps every surface, at the cost of fattening it to the
    block's size, which is the error a learned codec has to beat. Its bits per frame are
-   h * w * (Z / z_factor); `codec_bits` gives them, e.g. debug 32 * 32 * 32 = 32768 bits
-   versus 32 * 32 * log2(1024) = 10240 for the tokens (z_factor 4 brings it to 8192).
+   h * w * (Z / z_factor); `codec_bits` gives them, e.g. 16 x 16 tokens over 32 levels:
+   16 * 16 * 32 = 8192 bits, against 16 * 16 * log2(256) = 2048 for 256-code tokens (the
+   codec keeps 4x the bits; z_factor 4 would match them).
 
 The cast (both references): cut each ray at every voxel face (traversal.cell_segments, a
 vectorised DDA), take the first segment in an occupied voxel, and report

@@ -33,7 +33,9 @@ The losses (CoPilot4D, weights 1 each by default, see the chapter README):
 L_surface pushes the weight onto the samples within eps of the true surface: a depth can be
 right on average with its weight smeared along the ray (half in front, half behind); that
 gives blurry point clouds, and this term is zero only when the weight is concentrated at the
-surface. Squaring w makes a peak cheaper than a spread of the same mass.
+surface. Squaring w charges concentrated stray weight more than the same mass spread thin
+(m on one sample costs m^2, spread over n samples m^2 / n): it removes the big false peaks
+(a phantom surface in front of the wall) first.
 
 `render_rays` takes an `alpha_fn(points (..., n, S, 3)) -> alpha (..., n, S)`, not a network:
 the rendering algorithm apart from the model (the feature grid, a hand-made density in the

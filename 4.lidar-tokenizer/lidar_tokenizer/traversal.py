@@ -93,22 +93,25 @@ def cell_segments(
     dir_cells = (dirs / size)[..., None, :]  # (..., R, 1, 3)
     index = (origin_cells + ((start + end) / 2)[..., None] * dir_cells).floor()  # (..., R, n, 3)
     within = ((index >= 0) & (index < cells)).all(dim=-1)  # (..., R, n)
-    cell = torch.minimum(index.clamp(min=0), cells - 1).long()  # safe to index with
-    return Segments(start, end, cell, within & (end > start))
+    cell = index.clamp_(min=torch.zeros_like(low), max=(cells - 1).to(index.dtype)).long()
+    return Segments(start, end, cell, within & (end > start))  # cell: safe to index with
 
 
 def lookup(grid: torch.Tensor, segments: Segments) -> torch.Tensor:
     """grid[cell] for every segment, False outside: grid (X, Y, Z) with rays (R, 3), or
     (B, X, Y, Z) with rays (B, R, 3) -> (..., R, n) bool."""
-    x, y, z = segments.cell.unbind(dim=-1)  # (..., R, n) each
-    if grid.ndim == 3 and segments.cell.ndim == 3:
-        value = grid[x, y, z]
-    elif grid.ndim == 4 and segments.cell.ndim == 4 and grid.shape[0] == x.shape[0]:
-        frame = torch.arange(grid.shape[0], device=grid.device)[:, None, None]  # (B, 1, 1)
-        value = grid[frame, x, y, z]
+    cell = segments.cell  # (..., R, n, 3)
+    size_x, size_y, size_z = grid.shape[-3:]
+    if grid.ndim == 3 and cell.ndim == 3:
+        first = 0
+    elif grid.ndim == 4 and cell.ndim == 4 and grid.shape[0] == cell.shape[0]:
+        first = torch.arange(grid.shape[0], device=grid.device)[:, None, None] * size_x  # (B,1,1)
     else:
         raise ValueError(
             f"grid {tuple(grid.shape)} must be (X, Y, Z) for rays (R, 3) or (B, X, Y, Z) for "
             f"rays (B, R, 3); segments are {tuple(segments.cell.shape[:-1])}"
         )
+    # one flat gather: index (((b X + x) Y + y) Z + z) of the grid laid out in memory order
+    flat = ((first + cell[..., 0]) * size_y + cell[..., 1]) * size_z + cell[..., 2]
+    value = grid.reshape(-1).take(flat)  # (..., R, n)
     return value.bool() & segments.inside
