@@ -62,6 +62,7 @@ class Options:
     real: bool = True  # also score the real Ouster scans
     real_points: int = 0  # keep at most this many returns of each real scan; 0 = all
     bootstrap: int = 1000  # bootstrap resamples of the sequences per interval
+    eval_samples: int = 0  # samples per ray of the uniform render; 0 = the run's own setting
     device: str = "auto"
     out_name: str = "validation"  # folder in the run for the results
     figures: str = ""  # also copy the pictures to this folder (the README's figures)
@@ -69,7 +70,7 @@ class Options:
     export: str = ""  # also copy the checkpoint + metrics to DIR/<run> (how pretrained/ is made)
 
     def __post_init__(self):
-        at_least(self, 0, "sequences", "real_points")
+        at_least(self, 0, "sequences", "real_points", "eval_samples")
         at_least(self, 1, "frames")
         at_least(self, 10, "bootstrap")
 
@@ -114,6 +115,8 @@ def validate_run(path: Path | str, args: Options) -> dict:
     """Full held-out evaluation of one run; writes its metrics.json and pictures."""
     seed_everything(0)
     model, config, step_dir = load_run(path, pick_device(args.device))
+    if args.eval_samples:  # e.g. uniform rendering at the training density against skipping
+        model.render_config.eval_samples = args.eval_samples
     run_dir = step_dir.parent.parent
     out_dir = run_dir / args.out_name
     datasets = build_datasets(config, splits=("val", "heldout"))
@@ -127,6 +130,8 @@ def validate_run(path: Path | str, args: Options) -> dict:
         "frames": {name: len(frames) for name, frames in evaluator.sets.items()},
         "token_grid": list(model.token_grid), "codebook_size": model.codebook_size,
         "restarts": config.model.restarts, "restarts_done": int(model.quantizer.restarts),
+        "uniform_samples": model.render_config.eval_samples,
+        "skipping_samples": model.render_config.skip_samples,
         "truth": "driving sets: lidar_range_clean (noise-free) along the returned rays; "
                  "real: the measured returns; input: the noisy returns",
         **{k: round(v, 5) if isinstance(v, float) else v for k, v in scores.items()},
