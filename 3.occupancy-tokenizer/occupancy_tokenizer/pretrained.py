@@ -2,7 +2,7 @@
 
     from occupancy_tokenizer.pretrained import load_tokenizer
     tokenizer, config = load_tokenizer()                 # the committed pretrained/scene-debug
-    tokenizer, config = load_tokenizer("multiscale-debug")   # another committed one, by name
+    tokenizer, config = load_tokenizer("multiscale-debug-znorm")  # another committed one
     tokenizer, config = load_tokenizer("runs/3.occupancy-tokenizer/scene-debug", device="cuda")
 
 A folder is a run folder, a checkpoint folder or an exported one (`validate.py RUN
