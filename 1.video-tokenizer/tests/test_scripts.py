@@ -1,13 +1,12 @@
 """train.py and validate.py end to end on synthetic sprites: loss falls, files appear."""
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
+from worldmodels import testing
 from worldmodels.checkpoint import CheckpointError
 from worldmodels.config import ConfigError
 from worldmodels.runlog import read_log
@@ -16,11 +15,7 @@ CHAPTER = Path(__file__).resolve().parent.parent
 
 
 def load_script(name):
-    spec = importlib.util.spec_from_file_location(f"ch1_{name}", CHAPTER / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while being made
-    spec.loader.exec_module(module)
-    return module
+    return testing.load_script(CHAPTER, name)
 
 
 TINY = [

@@ -8,6 +8,8 @@ the token at the same place one frame back predicts every token after frame 0 ex
 import pytest
 import torch
 
+from worldmodels.testing import one_thread  # noqa: F401  (autouse: importing turns it on)
+
 K, A, GRID = 8, 4, (3, 3)
 
 
@@ -26,16 +28,3 @@ def make_token_world():
     """The generator above, plus its sizes as attributes (K, A, GRID)."""
     token_world.K, token_world.A, token_world.GRID = K, A, GRID
     return token_world
-
-
-@pytest.fixture(autouse=True)
-def single_thread():
-    """Run each test on one intra-op thread, then restore the setting.
-
-    These models are tiny: a second thread gains nothing, and on a shared, busy CPU two
-    spinning OpenMP threads were measured 40x slower than one (3 s vs 0.08 s per step).
-    """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)

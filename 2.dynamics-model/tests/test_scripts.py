@@ -5,10 +5,8 @@ is all the dynamics models need here); the recording is two games, a few dozen s
 at 32x32, so a 4x4 token grid with K = 16 codes.
 """
 
-import importlib.util
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,6 +15,7 @@ from dynamics_model.evaluate import random_future_actions
 from dynamics_model.tokens import TokenClips, load_tokenizer, tokenize_frames
 from video_tokenizer.model import TokenizerConfig, VideoTokenizer
 
+from worldmodels import testing
 from worldmodels.checkpoint import CheckpointError, save_checkpoint
 from worldmodels.config import ConfigError, to_dict
 from worldmodels.data import atari
@@ -35,11 +34,7 @@ TINY_ATARI = AtariConfig(
 
 
 def load_script(name):
-    spec = importlib.util.spec_from_file_location(f"ch2_{name}", CHAPTER / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses in the script look their module up there
-    spec.loader.exec_module(module)
-    return module
+    return testing.load_script(CHAPTER, name)
 
 
 @pytest.fixture(scope="module")
