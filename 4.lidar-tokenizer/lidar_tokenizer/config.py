@@ -153,7 +153,8 @@ def debug() -> Config:
     """A 2-core CPU: 128 x 128 x 32 voxels over +-40 m -> 16 x 16 tokens of 256 codes.
 
     The grid: at 256 x 256 x 32 -> 32 x 32 tokens, 500 steps (9 minutes) left the tokenizer
-    behind the OR codec at its token grid (depth L1 on 94 val sweeps 3.23 m against 2.46 m);
+    behind the OR codec at its token grid (depth L1 on 94 val sweeps 3.23 m against 2.46 m,
+    validate.py at commit 09effa6);
     at 128 x 128 x 32 -> 16 x 16 a step costs half as much and 1200 steps beat the codec
     (README). The binary head's mask is max-pooled by 4 voxels (2.5 m), CoPilot4D's 8 x
     15.6 cm = 1.25 m scaled to these coarser voxels.
