@@ -63,6 +63,7 @@ class Options:
     real_points: int = 0  # keep at most this many returns of each real scan; 0 = all
     bootstrap: int = 1000  # bootstrap resamples of the sequences per interval
     eval_samples: int = 0  # samples per ray of the uniform render; 0 = the run's own setting
+    skip_step: float = -1.0  # skipping's marching step (m), 0 = exact cut; -1 = the run's own
     device: str = "auto"
     out_name: str = "validation"  # folder in the run for the results
     figures: str = ""  # also copy the pictures to this folder (the README's figures)
@@ -117,6 +118,8 @@ def validate_run(path: Path | str, args: Options) -> dict:
     model, config, step_dir = load_run(path, pick_device(args.device))
     if args.eval_samples:  # e.g. uniform rendering at the training density against skipping
         model.render_config.eval_samples = args.eval_samples
+    if args.skip_step >= 0:  # e.g. 0: the exact cut at the coarse cells' faces
+        model.render_config.skip_step = args.skip_step
     run_dir = step_dir.parent.parent
     out_dir = run_dir / args.out_name
     datasets = build_datasets(config, splits=("val", "heldout"))
@@ -132,6 +135,7 @@ def validate_run(path: Path | str, args: Options) -> dict:
         "restarts": config.model.restarts, "restarts_done": int(model.quantizer.restarts),
         "uniform_samples": model.render_config.eval_samples,
         "skipping_samples": model.render_config.skip_samples,
+        "skipping_step": model.render_config.skip_step,
         "truth": "driving sets: lidar_range_clean (noise-free) along the returned rays; "
                  "real: the measured returns; input: the noisy returns",
         **{k: round(v, 5) if isinstance(v, float) else v for k, v in scores.items()},

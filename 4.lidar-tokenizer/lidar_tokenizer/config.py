@@ -105,6 +105,7 @@ class RenderConfig:
     pool: int = 8  # BEV max-pooling of the occupancy masks (CoPilot4D: 8)
     threshold: float = 0.5  # sigmoid of the binary head above which a voxel is marked
     widen_levels: int = 0  # also mark this many height levels above and below (sampling.py)
+    skip_step: float = 0.5  # m: inference skipping marches in such pieces; 0: cut at faces
     eval_skipping: bool = True  # the headline numbers render with spatial skipping
     alpha_length: float = 1.0  # m: the field's opacity is that of a slab this thick (sampling.py)
     chunk: int = 4096  # rays rendered at once
@@ -121,6 +122,7 @@ class RenderConfig:
         require(self, "near", self.near > 0, "a distance > 0 (m)")
         require(self, "alpha_length", self.alpha_length > 0, "a length > 0 (m)")
         require(self, "threshold", 0 < self.threshold < 1, "in (0, 1)")
+        require(self, "skip_step", self.skip_step >= 0, "0 (exact) or a length > 0 (m)")
 
 
 @dataclass

@@ -251,7 +251,7 @@ class LidarTokenizer(nn.Module):
         if not skipping:
             return self.render_at(decoded, rays, uniform(rays, r.near, samples or r.eval_samples))
         placed = inside_cells(self.skip_mask(decoded), self.grid.bounds, rays, r.near,
-                              samples or r.skip_samples)  # fmt: skip
+                              samples or r.skip_samples, step=r.skip_step)  # fmt: skip
         return self.render_at(decoded, rays, placed)
 
     def training_renders(self, decoded: Decoded, rays: FrameRays, target: torch.Tensor):

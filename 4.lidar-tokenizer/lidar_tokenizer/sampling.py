@@ -54,11 +54,13 @@ def uniform(rays, near: float, count: int, stratified: bool = False) -> Samples:
     return Samples(depths, spacing)
 
 
-def inside_cells(mask, bounds, rays, near: float, count: int, stratified: bool = False):
+def inside_cells(mask, bounds, rays, near: float, count: int, stratified: bool = False,
+                 step: float = 0.0):  # fmt: skip
     """S = count samples spread over the stretches of each ray inside the marked cells of
-    mask (B, X', Y', Z) (skipping.skip_samples); a ray that crosses none gets no sample."""
+    mask (B, X', Y', Z) (skipping.skip_samples: step 0 cuts at the cells' faces, > 0 marches
+    in pieces of `step` metres); a ray that crosses none gets no sample."""
     placed = skip_samples(mask, bounds, rays.origins, rays.dirs, near, rays.far, count,
-                          stratified)  # fmt: skip
+                          stratified, step=step)  # fmt: skip
     spacing = (placed.length / count)[..., None] * placed.valid  # (B, R, S): L / S, or 0
     return Samples(placed.samples, spacing, placed.valid)
 

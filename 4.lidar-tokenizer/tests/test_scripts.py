@@ -63,6 +63,18 @@ def test_train_then_validate(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "| val | depth L1, rays in region (m) |" in printed and "speedup" in printed
 
+    jsonl = tmp_path / "render.jsonl"
+    rows = load_script("render_benchmark").main(
+        [str(out), "--uniform=8", "--skip=8", "--steps=0,0.5", "--sequences=2", "--frames=1",
+         "--repeats=2", "--bootstrap=10", f"--jsonl={jsonl}", "--device=cpu"]
+    )  # fmt: skip
+    assert [r["mode"] for r in rows] == [
+        "uniform 16", "uniform 8", "skipping 8, exact", "skipping 8, marching 0.5 m"
+    ]  # the baseline (the run's eval_samples) first  # fmt: skip
+    assert rows[0]["speedup"] == 1.0 and rows[0]["l1_change_pct"] == 0.0
+    assert all(r["ms_per_sweep"] > 0 and r["depth_l1"] > 0 for r in rows)
+    assert len(jsonl.read_text().splitlines()) == 4
+
 
 def test_bad_keys_are_named():
     with pytest.raises(ConfigError, match="Did you mean 'train_rays'"):

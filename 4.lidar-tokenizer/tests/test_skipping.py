@@ -78,3 +78,57 @@ def test_skipping_renders_a_wall_like_uniform_sampling_with_fewer_wasted_samples
     uniform = render_rays(wall, origins, dirs, 0.0, 20.0, 8)
     assert abs(skipped.depth.item() - 9.0) <= 0.25  # 8 samples over 4 m: 0.5 m apart
     assert abs(uniform.depth.item() - 9.0) > 0.25  # 8 samples over 20 m: 2.5 m apart
+
+
+def exact_kept(mask, origins, dirs, near, far):
+    """The exact cut: kept length per ray and the number of kept/unkept boundaries on it."""
+    from lidar_tokenizer.traversal import cell_segments, lookup
+
+    pieces = cell_segments(origins, dirs, near, far, BOUNDS, mask.shape)
+    kept = lookup(mask, pieces) & pieces.inside
+    lengths = (pieces.end - pieces.start) * kept
+    positive = pieces.end > pieces.start  # zero-length pieces decide nothing
+    boundaries = []
+    for row, ok in zip(kept, positive):
+        flags = row[ok].int()
+        boundaries.append(int((flags.diff() != 0).sum()) + 2)  # + near and far ends
+    return lengths.sum(dim=-1), torch.tensor(boundaries, dtype=lengths.dtype)
+
+
+def test_marching_keeps_the_exact_length_up_to_one_step_per_boundary():
+    generator = torch.Generator().manual_seed(1)
+    mask = torch.rand(4, 2, 4, generator=generator) < 0.4
+    mask[-1] = True  # the cells at the grid's +x face: rays leave the grid through them
+    origins = torch.rand(400, 3, generator=generator, dtype=torch.float64) * 4 - 2
+    dirs = F.normalize(torch.randn(400, 3, generator=generator, dtype=torch.float64), dim=-1)
+    short = 1.0 + 4 * torch.rand(400, generator=generator, dtype=torch.float64)  # inside
+    for far in (30.0, short):  # rays that leave the grid, rays cut at far within it
+        exact, boundaries = exact_kept(mask, origins, dirs, 0.5, far)
+        for step in (0.05, 0.2):
+            out = skip_samples(mask, BOUNDS, origins, dirs, 0.5, far, 16, step=step)
+            assert ((out.length - exact).abs() <= step * boundaries + 1e-9).all()
+            assert (out.samples.diff(dim=-1) >= 0).all()
+            assert ((out.samples >= 0.5) & (out.samples <= torch.as_tensor(far)[..., None])).all()
+        close = skip_samples(mask, BOUNDS, origins, dirs, 0.5, far, 16, step=0.01).length
+        assert (close - exact).abs().mean() < 0.02  # it converges to the exact cut
+
+
+def test_marching_places_samples_in_the_marked_cell_up_to_a_step():
+    mask = torch.zeros(2, 4, 2, 4, dtype=torch.bool)  # (B, X', Y', Z): batch 1 only
+    mask[1, 2, 1, 2] = True  # x in [0, 4), y in [0, 4), z in [0, 1)
+    origins = torch.tensor([[[-7.0, 1.0, 0.5]]] * 2, dtype=torch.float64)  # (B, R, 3)
+    dirs = torch.tensor([[[1.0, 0.0, 0.0]]] * 2, dtype=torch.float64)
+    out = skip_samples(mask, BOUNDS, origins, dirs, 0.0, 20.0, 4, step=0.5)
+    assert out.hit.tolist() == [[False], [True]]
+    # pieces [7, 7.5), ..., [10.5, 11) have their middles in the cell: the exact [7, 11]
+    middles = torch.tensor([7.5, 8.5, 9.5, 10.5], dtype=torch.float64)
+    assert torch.allclose(out.samples[1, 0], middles)
+    assert out.length[1, 0].item() == 4.0 and (out.samples[0, 0] == 20.0).all()
+    # from outside the grid, along a marked edge row: nothing beyond the grid is kept
+    edge = torch.zeros(4, 2, 4, dtype=torch.bool)
+    edge[3, 0, 0] = True  # x in [4, 8), y in [-4, 0), z in [-2, -1)
+    origin = torch.tensor([[2.0, -1.0, -1.5]], dtype=torch.float64)
+    along_x = torch.tensor([[1.0, 0.0, 0.0]], dtype=torch.float64)
+    marched = skip_samples(edge, BOUNDS, origin, along_x, 0.0, 20.0, 8, step=0.5)
+    assert marched.length.item() == 4.0  # [2, 6] in metres along the ray: x from 4 to 8
+    assert ((marched.samples >= 2.0) & (marched.samples <= 6.0)).all()
