@@ -74,6 +74,12 @@ def test_train_then_validate(tmp_path, capsys):
     assert rows[0]["speedup"] == 1.0 and rows[0]["l1_change_pct"] == 0.0
     assert all(r["ms_per_sweep"] > 0 and r["depth_l1"] > 0 for r in rows)
     assert len(jsonl.read_text().splitlines()) == 4
+    sharp = load_script("render_benchmark").main(
+        [str(out), "--field=voxels", "--uniform=64", "--skip=8", "--steps=0.25", "--sequences=2",
+         "--frames=1", "--repeats=1", "--bootstrap=10", f"--jsonl={jsonl}", "--device=cpu"]
+    )  # fmt: skip
+    assert [r["mode"] for r in sharp] == ["uniform 16", "uniform 64", "skipping 8, marching 0.25 m"]
+    assert all(r["field"] == "voxels" and 0 < r["depth_l1"] < 50 for r in sharp)
 
 
 def test_bad_keys_are_named():
