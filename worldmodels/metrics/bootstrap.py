@@ -127,3 +127,39 @@ def statistic_interval(
     )
     low, high = _percentiles(draws, level)
     return Interval(float(statistic(np.arange(len(groups)))), low, high, G, unit, level)
+
+
+def statistics_intervals(
+    statistics: Callable[[np.ndarray], np.ndarray],
+    groups,
+    samples: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+    unit: str = "episodes",
+) -> list[Interval]:
+    """Many statistics of the SAME resamples at once, e.g. every score of every model at
+    every horizon of a benchmark: one Interval per entry of the vector `statistics` returns.
+
+    `statistics(indices)` gets the item indices of one resample, drawn exactly as
+    `statistic_interval` draws them (same seed, same groups: the same resamples, so one
+    entry's interval equals `statistic_interval`'s for that statistic), and returns (m,)
+    floats. An entry that is NaN on a resample (a class absent from the drawn groups) is
+    left out of that entry's percentiles; an entry NaN on every resample gets NaN bounds.
+    """
+    groups = _as_numpy(groups).astype(np.int64).reshape(-1)
+    dense, G, _ = _group_ids(groups, len(groups))
+    members = [np.flatnonzero(dense == g) for g in range(G)]
+    rng = np.random.default_rng(seed)
+
+    def resample() -> np.ndarray:  # item indices of G groups drawn with replacement
+        return np.concatenate([members[g] for g in rng.integers(G, size=G)])
+
+    draws = np.stack([np.asarray(statistics(resample()), np.float64) for _ in range(samples)])
+    estimates = np.asarray(statistics(np.arange(len(groups))), dtype=np.float64)  # (m,)
+    tail = 100 * (1 - level) / 2
+    intervals = []
+    for estimate, column in zip(estimates, draws.T):
+        finite = column[~np.isnan(column)]
+        low, high = np.percentile(finite, [tail, 100 - tail]) if len(finite) else (np.nan,) * 2
+        intervals.append(Interval(float(estimate), float(low), float(high), G, unit, level))
+    return intervals

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from worldmodels.metrics.bootstrap import mean_interval, statistic_interval
+from worldmodels.metrics.bootstrap import mean_interval, statistic_interval, statistics_intervals
 
 
 def test_interval_brackets_the_mean_and_is_seeded():
@@ -43,6 +43,26 @@ def test_statistic_interval_matches_mean_interval_for_the_mean():
     assert general.estimate == pytest.approx(direct.estimate)
     assert general.low == pytest.approx(direct.low, abs=0.05)
     assert general.high == pytest.approx(direct.high, abs=0.05)
+
+
+def test_many_statistics_share_the_resamples_of_one():
+    """statistics_intervals draws what statistic_interval draws: each entry's interval is the
+    one statistic_interval gives; an entry NaN on some resamples drops those resamples."""
+    rng = np.random.default_rng(4)
+    values, groups = rng.normal(1.0, 1.0, 120), rng.integers(0, 12, 120)
+    first = lambda rows: values[rows].mean()
+    second = lambda rows: np.median(values[rows])
+    together = statistics_intervals(
+        lambda rows: np.array([first(rows), second(rows)]), groups, samples=200, unit="sequences"
+    )
+    alone = [statistic_interval(f, groups, samples=200) for f in (first, second)]
+    for both, one in zip(together, alone):
+        assert (both.estimate, both.low, both.high) == (one.estimate, one.low, one.high)
+    assert together[0].unit == "sequences" and together[0].groups == 12
+    holes = statistics_intervals(
+        lambda rows: np.array([np.nan if 0 in rows else 1.0, np.nan]), groups, samples=50
+    )
+    assert holes[0].low == holes[0].high == 1.0 and np.isnan(holes[1].low)
 
 
 def test_bad_input_is_named():

@@ -41,6 +41,7 @@ from tqdm import tqdm
 from worldmodels.data.driving import generate, lidar, scene, store, voxels
 from worldmodels.data.driving.config import PRESETS, Preset, get_preset
 from worldmodels.data.driving.crossings import WALKER_ID
+from worldmodels.data.driving.ego_motion import warp
 from worldmodels.data.driving.report import report
 from worldmodels.data.driving.scenarios import get_scenario
 from worldmodels.metrics.occupancy import confusion_matrix, scores_from_confusion
@@ -51,23 +52,6 @@ VEHICLES = [CLASS_ID[c] for c in ("car", "truck", "bus", "trailer", "motorcycle"
 VEHICLES.append(CLASS_ID["construction_vehicle"])
 PARKED_ID = 200_000
 STOPPED = 0.5  # m/s
-
-
-def warp(occupancy: np.ndarray, pose_from: np.ndarray, pose_to: np.ndarray, preset) -> np.ndarray:
-    """The grid of one frame (X, Y, Z) resampled (nearest voxel) into another frame's ego
-    frame, using the world-from-ego poses (4, 4) of both; free outside the source grid."""
-    grid = preset.grid
-    X, Y, Z = grid.size
-    low = np.array([-grid.half_extent[0], -grid.half_extent[1], grid.z_range[0]])
-    size = np.array([grid.voxel_xy, grid.voxel_xy, grid.voxel_z])
-    index = np.stack(np.meshgrid(np.arange(X), np.arange(Y), np.arange(Z), indexing="ij"), -1)
-    centres = low + (index + 0.5) * size  # (X, Y, Z, 3) in the target ego frame
-    transform = np.linalg.inv(pose_from) @ pose_to  # target ego -> source ego
-    source = centres @ transform[:3, :3].T + transform[:3, 3]
-    k = np.floor((source - low) / size).astype(np.int64)
-    inside = np.all((k >= 0) & (k < np.array(grid.size)), axis=-1)
-    k = np.where(inside[..., None], k, 0)
-    return np.where(inside, occupancy[k[..., 0], k[..., 1], k[..., 2]], FREE).astype(np.uint8)
 
 
 @dataclass

@@ -1,0 +1,34 @@
+"""Chapter 5: occupancy world models. The forecasting benchmark (OccWorld's protocol on the
+driving world): windows, baselines, scores with intervals, speed; and OccTENS's TENSFormer
+(temporal next-scale prediction): layout and mask, the network, its loss, its generation."""
+
+from world_model.baselines import (
+    Codec,
+    Forecaster,
+    copy_last,
+    standard_baselines,
+    tokenizer_codec,
+    warp_last,
+)
+from world_model.benchmark import forecast_speed, run_benchmark
+from world_model.forecast_scores import DYNAMIC_CLASSES, HORIZONS, METRICS, HorizonCounts
+from world_model.generate import (
+    Rollout,
+    decode_frames,
+    generate,
+    generate_no_cache,
+    sample_tokens,
+    top_k_filter,
+)
+from world_model.layout import FrameLayout, attention_mask, check_scales
+from world_model.scale_inputs import teacher_forced_inputs, teacher_forced_logits
+from world_model.tens_loss import future_cross_entropy, tensformer_loss
+from world_model.tensformer import TENSFormer, TENSFormerConfig
+from world_model.windows import (
+    FUTURE_FRAMES,
+    PAST_FRAMES,
+    ForecastWindows,
+    Window,
+    load_windows,
+    shared_with_training,
+)
