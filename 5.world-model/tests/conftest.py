@@ -6,48 +6,20 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from world_model.synthetic import pose_at
+from world_model.synthetic import street_sequence as synthetic_street
 from world_model.windows import ForecastWindows
 
 from worldmodels.data.driving import GridConfig
-from worldmodels.occ3d import CLASS_ID, FREE
 from worldmodels.testing import one_thread  # noqa: F401  (autouse: importing turns it on)
 
 STREET_GRID = GridConfig(size=(16, 8, 4), voxel_xy=1.0, z_range=(-1.0, 3.0))
 
 
-def pose_at(x: float, y: float = 0.0) -> torch.Tensor:
-    """(4, 4) float64 world-from-ego: the ego at (x, y), facing +x."""
-    pose = torch.eye(4, dtype=torch.float64)
-    pose[0, 3], pose[1, 3] = x, y
-    return pose
-
-
 def street_sequence(seed: int, frames: int = 13, grid: GridConfig = STREET_GRID):
     """(occupancy (T, X, Y, Z) uint8, visibility (T, X, Y, Z) bool, poses (T, 4, 4)): the ego
     drives 1 m a frame along a street of buildings; a car drives 2 m a frame beside it."""
-    g = torch.Generator().manual_seed(seed)
-    X, Y, Z = grid.size
-    length = X + 3 * frames  # world cells along x
-    world = torch.full((length, Y, Z), FREE, dtype=torch.uint8)
-    world[:, :, 0] = CLASS_ID["terrain"]
-    world[:, 2 : Y - 2, 0] = CLASS_ID["driveable_surface"]
-    for x in torch.randint(0, length - 3, (length // 4,), generator=g).tolist():
-        side = 0 if torch.rand(1, generator=g) < 0.5 else Y - 1
-        height = int(torch.randint(2, Z + 1, (1,), generator=g))
-        world[x : x + 3, side, 1:height] = CLASS_ID["manmade"]
-    start = int(torch.randint(0, X, (1,), generator=g))
-    occupancy, poses = [], []
-    for t in range(frames):
-        frame = world[t : t + X].clone()  # the ego's grid: world cells t .. t + X - 1
-        car = (start + t) % (X - 1)  # its row in the ego's grid: 1 m/frame faster than the ego
-        frame[car : car + 2, 3, 1] = CLASS_ID["car"]
-        occupancy.append(frame)
-        # Row i's centre is at ego x = i + 0.5 - X/2 and world x = t + i + 0.5: ego at t + X/2.
-        poses.append(pose_at(t + X / 2))
-    occupancy = torch.stack(occupancy)  # (T, X, Y, Z)
-    visibility = torch.zeros_like(occupancy, dtype=torch.bool)
-    visibility[:, :, 1 : Y - 1] = True  # the street and its near side, not the far columns
-    return occupancy, visibility, torch.stack(poses)
+    return synthetic_street(seed, frames, grid)
 
 
 def street_windows(sequences: int = 4, frames: int = 13, first_seed: int = 0, split="val"):
@@ -68,3 +40,40 @@ def streets():
     streets.grid, streets.pose_at: the tiny street world, for the tests of this folder."""
     return SimpleNamespace(windows=street_windows, sequence=street_sequence, grid=STREET_GRID,
                            pose_at=pose_at)  # fmt: skip
+
+
+def tiny_multiscale_tokenizer(seed: int = 0):
+    """(chapter 3's SceneTokenizer with a multi-scale quantizer on the 8 x 8 x 4 synthetic grid,
+    scales (1, 2, 4), 16 codes of 4 dims, untrained; its chapter-3 run Config)."""
+    from occupancy_tokenizer.build import build_model
+    from occupancy_tokenizer.config import Config, MultiScaleSection
+
+    config = Config(kind="multiscale", multiscale=MultiScaleSection(
+        grid=(8, 8, 4), channels=8, channel_mults=(1, 2), latent_dim=4, codebook_size=16,
+        scales=(1, 2, 4)))  # fmt: skip
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build_model(config).eval(), config
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer_dir(tmp_path_factory):
+    """A folder holding a tiny untrained multi-scale tokenizer as chapter 3 exports one
+    (model.safetensors + config.json), loadable with `load_tokenizer(folder)`."""
+    from safetensors.torch import save_file
+
+    from worldmodels.checkpoint import write_json_atomic
+    from worldmodels.config import to_dict
+
+    folder = tmp_path_factory.mktemp("tiny-tokenizer")
+    model, config = tiny_multiscale_tokenizer()
+    weights = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    save_file(weights, folder / "model.safetensors")
+    write_json_atomic(folder / "config.json", to_dict(config))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def make_tokenizer():
+    """`make_tokenizer(seed=0)` -> a tiny untrained multi-scale tokenizer (its model only)."""
+    return lambda seed=0: tiny_multiscale_tokenizer(seed)[0]

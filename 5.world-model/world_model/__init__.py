@@ -12,6 +12,7 @@ from world_model.baselines import (
 )
 from world_model.benchmark import forecast_speed, run_benchmark
 from world_model.forecast_scores import DYNAMIC_CLASSES, HORIZONS, METRICS, HorizonCounts
+from world_model.forecaster import tensformer_forecaster
 from world_model.generate import (
     Rollout,
     decode_frames,
@@ -24,6 +25,7 @@ from world_model.layout import FrameLayout, attention_mask, check_scales
 from world_model.scale_inputs import teacher_forced_inputs, teacher_forced_logits
 from world_model.tens_loss import future_cross_entropy, tensformer_loss
 from world_model.tensformer import TENSFormer, TENSFormerConfig
+from world_model.token_data import TokenClips, fit_motion_tokenizer
 from world_model.windows import (
     FUTURE_FRAMES,
     PAST_FRAMES,

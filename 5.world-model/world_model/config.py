@@ -1,0 +1,143 @@
+"""Chapter 5's run config: the world model's sizes, its motion bins, its data, its training.
+
+    kind     tensformer (built) | ar (the autoregressive baseline: not built yet)
+    model    the TENSFormer (tensformer.py); scales, codebook and motion vocabulary are
+             `derived` from the frozen tokenizers by `complete_config`, never set by hand
+    motion   the ego-motion tokenizer's bins; low/high are fit on the TRAINING split's poses
+             (token_data.fit_motion_tokenizer) and stored here, so every checkpoint's
+             config.json and run.json carry the bins validation must use
+    data     the driving preset (or "synthetic" for tests), the scene tokenizer, the cache
+    run      the shared training settings (worldmodels.config.RunConfig)
+
+A preset is a short diff from `debug`:
+
+    debug       a 2-core CPU: tokenizer multiscale-debug-znorm (scales 1..32, L = 1365 tokens
+                a frame, 15015 a clip of 11), TENSFormer dim 128, depth 4, heads 4, 40 steps
+                of one clip. It checks the pipeline end to end; at this sequence length it
+                cannot train a useful model on a CPU (README, "Training").
+    prototype   one GPU: width 512, depth 12, batch 16, bf16, torch.compile
+    paper       OccTENS does not publish the TENSFormer's sizes:
+                VAR's d16 (width 1024, depth 16, 16 heads), 100k steps
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from world_model.tensformer import TENSFormerConfig
+from worldmodels.config import (
+    RunConfig,
+    at_least,
+    derived,
+    gpu_run,
+    override,
+    parse_config,
+    require,
+)
+from worldmodels.data.driving.config import PRESETS as DRIVING_PRESETS
+
+CHAPTER_DIR = Path(__file__).resolve().parent.parent  # 5.world-model/
+KINDS = ("tensformer", "ar")
+TRAIN_POSES = "the training split's poses (token_data.fit_motion_tokenizer)"
+
+
+@dataclass
+class MotionConfig:
+    """The ego-motion tokenizer (chapter 3's `EgoMotionTokenizer`): uniform bins per component
+    (dx, dy, dyaw); the range is fit on the training split and written here by the run."""
+
+    bins: tuple[int, int, int] = (32, 16, 32)  # (n_dx, n_dy, n_dyaw): OccTENS-like
+    coverage: float = 1.0  # central fraction of the training motions the range spans
+    low: tuple[float, float, float] = derived((0.0, -1.0, -1.0), TRAIN_POSES)
+    high: tuple[float, float, float] = derived((1.0, 1.0, 1.0), TRAIN_POSES)
+
+    def __post_init__(self):
+        self.bins, self.low, self.high = tuple(self.bins), tuple(self.low), tuple(self.high)
+        ok = len(self.bins) == 3 and all(isinstance(b, int) and b >= 1 for b in self.bins)
+        require(self, "bins", ok, "three integers >= 1 (n_dx, n_dy, n_dyaw)")
+        require(self, "coverage", 0 < self.coverage <= 1, "in (0, 1]")
+
+
+@dataclass
+class DataConfig:
+    """Which windows train and score the model, through which frozen tokenizer."""
+
+    preset: str = "debug"  # the driving preset (worldmodels.data.driving), or synthetic (tests)
+    root: str = ""  # folder of the generated driving data; "" = <repo>/data/driving
+    tokenizer: str = "multiscale-debug-znorm"  # chapter 3's pretrained name, or a run folder
+    cache: str = ""  # token cache folder; "" = <repo>/data/tokens/world_model
+    encode_batch: int = 16  # frames a tokenizer pass encodes (the one-time encoding)
+    eval_clips: int = 8  # val clips (evenly spaced, fixed) of the teacher-forced evaluation
+    eval_batch: int = 2
+
+    def __post_init__(self):
+        at_least(self, 1, "encode_batch", "eval_clips", "eval_batch")
+        ok = self.preset in (*DRIVING_PRESETS, "synthetic")
+        require(self, "preset", ok, f"one of {sorted(DRIVING_PRESETS)} or 'synthetic' (tests)")
+
+
+@dataclass
+class Config:
+    kind: str = "tensformer"  # tensformer | ar (not built yet)
+    model: TENSFormerConfig = field(default_factory=TENSFormerConfig)
+    motion: MotionConfig = field(default_factory=MotionConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    def __post_init__(self):
+        require(self, "kind", self.kind in KINDS, f"one of {KINDS}")
+
+
+def debug() -> Config:
+    """A 2-core CPU: 40 steps of one 11-frame clip of 15,015 positions (L = 1365 tokens a
+    frame of `multiscale-debug-znorm`): a pipeline check, not a trained model, until chapter
+    3 has a multi-scale tokenizer with a 16 x 16 finest scale. Motion bins (16, 8, 16): 2048
+    tokens for the ~2300 training motions of the debug data."""
+    return Config(
+        model=TENSFormerConfig(dim=128, depth=4, heads=4),
+        motion=MotionConfig(bins=(16, 8, 16)),
+        run=RunConfig(steps=40, batch_size=1, lr=1e-3, warmup_steps=4, log_every=2,
+                      eval_every=0, checkpoint_every=10, grad_clip=1.0),
+    )  # fmt: skip
+
+
+def prototype() -> Config:
+    """One GPU: a 512-wide, 12-deep TENSFormer over the same tokens, bf16 and compiled."""
+    config = override(debug(), {
+        "model.dim": 512, "model.depth": 12, "model.heads": 8, "motion.bins": (32, 16, 32),
+        "data.eval_clips": 64, "data.eval_batch": 8,
+    })  # fmt: skip
+    run = gpu_run(steps=20_000, batch_size=16, lr=3e-4, warmup_steps=500, eval_every=2000,
+                  grad_clip=1.0, beta2=0.95, weight_decay=0.05)  # fmt: skip
+    return dataclasses.replace(config, run=run)
+
+
+def paper() -> Config:
+    """VAR's d16 (width 1024, depth 16, 16 heads): OccTENS does not publish its sizes; 100k
+    steps."""
+    config = override(prototype(), {"model.dim": 1024, "model.depth": 16, "model.heads": 16})
+    run = gpu_run(steps=100_000, batch_size=8, lr=3e-4, warmup_steps=2000, eval_every=5000,
+                  grad_clip=1.0, beta2=0.95, weight_decay=0.05, num_workers=8)  # fmt: skip
+    return dataclasses.replace(config, run=run)
+
+
+PRESETS = {"debug": debug, "prototype": prototype, "paper": paper}
+
+
+def parse_run(argv=None) -> tuple[Config, str]:
+    """(config, preset name) from `--preset NAME` and typed `--key=value` overrides."""
+    return parse_config(PRESETS, argv)
+
+
+def complete_config(config: Config, quantizer, motion_tokenizer) -> Config:
+    """The config with its derived fields filled: the model's scales, codebook and code size
+    from the frozen quantizer, the motion vocabulary and bins from the train-fit tokenizer."""
+    sizes = {f.name: getattr(config.model, f.name) for f in dataclasses.fields(config.model)
+             if "derived" not in f.metadata}  # fmt: skip
+    model = TENSFormerConfig.matching(quantizer, motion_tokenizer, **sizes)
+    ego = motion_tokenizer
+    motion = dataclasses.replace(config.motion, bins=tuple(ego.bins), low=tuple(ego.low),
+                                 high=tuple(ego.high))  # fmt: skip
+    return dataclasses.replace(config, model=model, motion=motion)
