@@ -17,7 +17,8 @@ world model conditioned on the trajectory). With `plan=True` they only set how m
 to forecast; the model draws its own motion tokens. Each call draws from a generator seeded
 with `seed`, so the same inputs give the same forecast.
 
-Shapes: B batch, T_p past frames, T_f future frames, L tokens a frame, X, Y, Z voxel grid.
+Shapes: B batch, T_p past frames, T_f future frames, L flattened sequence length of one
+frame (its tokens), X, Y, Z voxel-grid sizes.
 """
 
 from __future__ import annotations

@@ -20,8 +20,8 @@ teacher-forced pass for every block (unknown finer scales zero-filled: the mask 
 the same draws in the same order, so the same ids for the same generator state; the tests
 compare the two. Decoding ids to occupancy is the scene tokenizer's (`decode_frames`).
 
-Shapes: B batch, T_p past frames, T_f future frames, L tokens a frame, E code dims, K
-codebook size, M motion tokens, h = w = s_n.
+Shapes: B batch, T_p past frames, T_f future frames, L flattened sequence length of one frame
+(its tokens), E code dims, K codebook size, "vocab" the ego-motion tokens' vocabulary, h = w = s_n.
 """
 
 from typing import NamedTuple
@@ -105,7 +105,7 @@ def generate(
     same_BTlE, prev_BTLE = teacher_forced_inputs(quantizer, past_ids)
     content = model.content(with_start(model, past_motions), same_BTlE, prev_BTLE)
     h = model.hidden(content, 0, cache)  # (B, T_p * L, D): prefill
-    motion_logits = model.motion_logits(h[:, -lay.block_sizes[-1] :])  # (B, M): m_{T_p}
+    motion_logits = model.motion_logits(h[:, -lay.block_sizes[-1] :])  # (B, vocab): m_{T_p}
     prev_BEhw = quantizer.ids_to_latent(quantizer.split_ids(past_ids[:, -1]))  # f_hat^{T_p-1}
     frames, motions = [], []
     for j in range(T_f):

@@ -24,8 +24,8 @@ each other (they are predicted in parallel, from inputs that hold only coarser s
 position sees an input that contains the token it predicts. With a KV cache the rule is the
 same; keys [0, end) and queries [start, end) (`FrameLayout.mask(start, end)`).
 
-Shapes: T frames, L positions (= tokens) per frame, P positions of a sequence, Q queries,
-S keys.
+Shapes: T frames, L flattened sequence length of one frame (its positions = tokens, all
+scales; a sequence has T * L), n queries and m keys of a mask (counts local to `mask`).
 """
 
 from itertools import accumulate
@@ -88,8 +88,8 @@ class FrameLayout:
 
     def mask(self, start: int, end: int, device=None) -> torch.Tensor:
         """(end - start, end) bool: may query position start + q attend key position s?"""
-        queries = torch.arange(start, end, device=device)  # (Q,)
-        keys = torch.arange(end, device=device)  # (S,)
+        queries = torch.arange(start, end, device=device)  # (n,)
+        keys = torch.arange(end, device=device)  # (m,)
         return attention_mask(
             self.frame_of(queries), self.block_of(queries), self.frame_of(keys), self.block_of(keys)
         )
@@ -98,8 +98,8 @@ class FrameLayout:
 def attention_mask(
     frame_q: torch.Tensor, block_q: torch.Tensor, frame_k: torch.Tensor, block_k: torch.Tensor
 ) -> torch.Tensor:
-    """Queries (Q,) at (frame, block), keys (S,) at (frame, block) -> (Q, S) bool:
+    """Queries (n,) at (frame, block), keys (m,) at (frame, block) -> (n, m) bool:
     allowed iff f' < f or (f' == f and b' <= b)."""
-    f, b = frame_q[:, None], block_q[:, None]  # (Q, 1)
-    f_key, b_key = frame_k[None, :], block_k[None, :]  # (1, S)
-    return (f_key < f) | ((f_key == f) & (b_key <= b))  # (Q, S)
+    f, b = frame_q[:, None], block_q[:, None]  # (n, 1)
+    f_key, b_key = frame_k[None, :], block_k[None, :]  # (1, m)
+    return (f_key < f) | ((f_key == f) & (b_key <= b))  # (n, m)

@@ -12,7 +12,8 @@ f_hat_{k-1}^t is frame t's reconstruction through scale k-1 (chapter 3's
 zeros before frame 0). The quantizer is the scene tokenizer's, frozen: no gradient reaches it.
 The checks here raise ValueError saying what was expected.
 
-Shapes: B batch, T frames, L tokens a frame, l = L - 1, E code dims, h = w = s_n the latent side.
+Shapes: B batch, T frames, L flattened sequence length of one frame (its tokens), l = L - 1,
+E code dims, h = w = s_n the latent side.
 """
 
 import torch
@@ -88,9 +89,10 @@ def previous_frame_input(quantizer, f_hat_BEhw: torch.Tensor) -> torch.Tensor:
 def teacher_forced_inputs(quantizer, ids_BTL: torch.Tensor):
     """Ids (B, T, L) -> (same_BTlE, prev_BTLE), the layout of the module docstring."""
     B, T, _ = ids_BTL.shape
-    per_scale = quantizer.split_ids(rearrange(ids_BTL, "b t l -> (b t) l"))  # [(BT, s, s)]
+    per_scale = quantizer.split_ids(rearrange(ids_BTL, "b t l -> (b t) l"))  # [(BT, s_k, s_k)]
     inputs = quantizer.teacher_forcing_input(per_scale)  # k = 2..n: [(BT, E, s_k, s_k)]
-    same = torch.cat([rearrange(x, "n e h w -> n (h w) e") for x in inputs], dim=1)  # (BT, l, E)
+    flat = [rearrange(x, "n e h w -> n (h w) e") for x in inputs]  # [(BT, s_k^2, E)]
+    same = torch.cat(flat, dim=1)  # (BT, L - 1, E)
     full = rearrange(quantizer.ids_to_latent(per_scale), "(b t) e h w -> b t e h w", b=B)
     prev = torch.cat([torch.zeros_like(full[:, :1]), full[:, :-1]], dim=1)  # frame t-1's f_hat
     prev = previous_frame_input(quantizer, rearrange(prev, "b t e h w -> (b t) e h w"))

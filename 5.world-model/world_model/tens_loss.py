@@ -10,7 +10,8 @@ For a clip of T frames whose first `context` are the past (inputs, never targets
 Every token of every scale weighs the same (VAR's loss), so the finest scale, with most of
 the tokens, dominates the scene term. Per-scale cross-entropies are reported beside it.
 
-Shapes: B batch, T frames, L tokens a frame, K codebook size, M motion tokens.
+Shapes: B batch, T frames, L flattened sequence length of one frame (its tokens), K codebook
+size; "vocab" the ego-motion tokens' vocabulary.
 """
 
 import torch
@@ -32,7 +33,7 @@ def future_cross_entropy(
     ce_BTL = ce_BTL.view(targets.shape)  # (B, T_f, L)
     scene = ce_BTL.mean()
     # motion_logits[:, t - 1] predicts m_t, which is motions_Bt[:, t - 1]
-    motion_logits = motion_logits_BTM[:, c.context - 1 : -1]  # (B, T_f, M)
+    motion_logits = motion_logits_BTM[:, c.context - 1 : -1]  # (B, T_f, vocab)
     motion_targets = motions_Bt[:, c.context - 1 :]  # (B, T_f)
     motion = F.cross_entropy(motion_logits.flatten(0, 1).float(), motion_targets.flatten())
     loss = scene + c.motion_weight * motion

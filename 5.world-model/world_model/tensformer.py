@@ -8,7 +8,7 @@ position-within-frame (L), scale (n) and frame (max_frames) embeddings are added
     block k >= 2 (s_k^2 positions):  W_in down(f_hat_{k-1}^t, s_k)  + W_prev down(f_hat^{t-1}, s_k)
 
 - m_t: frame t's ego-motion token (chapter 3's `EgoMotionTokenizer`: the motion from frame
-  t-1 to t). m_0 has no previous frame: a learned START embedding, row M of E_m.
+  t-1 to t). m_0 has no previous frame: a learned START embedding, the last row of E_m.
 - f_hat_{k-1}^t: frame t's reconstruction through scale k-1 (VAR's teacher-forcing input,
   chapter 3's `teacher_forcing_input`); `down` is area averaging (`quantizer.down`).
 - f_hat^{t-1}: frame t-1's full reconstruction f_hat_n (zeros for frame 0).
@@ -23,8 +23,10 @@ scale-k tokens. The motion head reads the mean of the outputs of frame t's LAST 
 all of frame t that is ever an input) and predicts m_{t+1}; the motion slot of frame t+1
 comes later in the sequence, so nothing sees the motion token it predicts.
 
-Shapes: B batch, T frames, L positions (= tokens) a frame, l = L - 1 the positions after the
-motion slot, S positions of a pass, D width, E code dims, K codebook size, M motion tokens.
+Shapes: B batch, T frames, L flattened sequence length of one frame (its positions = tokens,
+all scales), l = L - 1 the positions after the motion slot, n positions of one pass (a count
+local to `hidden`), D model width, E code dims, K codebook size; "vocab" the ego-motion
+tokens' vocabulary (`motion_vocab`).
 """
 
 from dataclasses import dataclass
@@ -45,7 +47,7 @@ class TENSFormerConfig:
     scales: tuple[int, ...] = derived((1, 2, 4, 8, 16), "the scene tokenizer")  # s_1 = 1
     codebook_size: int = derived(512, "the scene tokenizer")  # K
     code_dim: int = derived(64, "the scene tokenizer")  # E
-    motion_vocab: int = derived(32 * 16 * 32, "the ego-motion tokenizer")  # M
+    motion_vocab: int = derived(32 * 16 * 32, "the ego-motion tokenizer")  # vocab
     max_frames: int = 11  # longest clip: OccWorld's 5 past + 6 future frames
     context: int = 5  # past frames: inputs only, never scored
     dim: int = 256  # D
@@ -94,8 +96,8 @@ class TENSBlock(nn.Module):
         self.mlp = SwiGLU(dim, int(2 * mlp_ratio * dim / 3))  # 2/3 width: 3 matrices, not 2
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, cache=None) -> torch.Tensor:
-        x = x + self.attn(self.attn_norm(x), mask=mask, cache=cache)  # (B, S, D)
-        return x + self.mlp(self.mlp_norm(x))  # (B, S, D)
+        x = x + self.attn(self.attn_norm(x), mask=mask, cache=cache)  # (B, n, D)
+        return x + self.mlp(self.mlp_norm(x))  # (B, n, D)
 
 
 class TENSFormer(nn.Module):
@@ -106,7 +108,7 @@ class TENSFormer(nn.Module):
         c = self.config = config
         self.layout = FrameLayout(c.scales)
         L, D = self.layout.tokens_per_frame, c.dim
-        self.start_motion = c.motion_vocab  # row M of the table: m_0, "no previous frame"
+        self.start_motion = c.motion_vocab  # the table's last row: m_0, "no previous frame"
         self.motion_emb = nn.Embedding(c.motion_vocab + 1, D)
         self.scale_in = nn.Linear(c.code_dim, D)  # W_in: f_hat of the same frame, scales < k
         self.prev_in = nn.Linear(c.code_dim, D)  # W_prev: the previous frame's full f_hat
@@ -143,41 +145,41 @@ class TENSFormer(nn.Module):
     # ----- the transformer ----------------------------------------------------------------
 
     def hidden(self, content_BSD: torch.Tensor, start: int = 0, cache=None) -> torch.Tensor:
-        """Content of positions [start, start + S) -> normed outputs (B, S, D).
+        """Content of positions [start, start + n) -> normed outputs (B, n, D).
 
-        Without a cache, start must be 0 (a sequence from its beginning). With one, the S
+        Without a cache, start must be 0 (a sequence from its beginning). With one, the n
         positions follow the cache.length cached ones, and the cache is extended by them.
         """
-        S = content_BSD.shape[1]
+        n = content_BSD.shape[1]
         if start != (0 if cache is None else cache.length):
             raise ValueError(f"start={start} must equal the cached length (0 without a cache)")
-        if start + S > self.max_len:
+        if start + n > self.max_len:
             raise ValueError(
-                f"{start + S} positions exceed max_frames * L = {self.max_len} "
+                f"{start + n} positions exceed max_frames * L = {self.max_len} "
                 f"(max_frames={self.config.max_frames})"
             )
-        positions = torch.arange(start, start + S, device=content_BSD.device)  # (S,)
+        positions = torch.arange(start, start + n, device=content_BSD.device)  # (n,)
         lay = self.layout
         x = content_BSD + (
             self.slot_emb(lay.slot_of(positions))
             + self.scale_emb(lay.block_of(positions))
             + self.frame_emb(lay.frame_of(positions))
-        )  # (B, S, D)
-        mask = lay.mask(start, start + S, device=x.device)  # (S, start + S)
+        )  # (B, n, D)
+        mask = lay.mask(start, start + n, device=x.device)  # (n, start + n)
         for i, block in enumerate(self.blocks):
-            x = block(x, mask, None if cache is None else cache.layer(i))  # (B, S, D)
+            x = block(x, mask, None if cache is None else cache.layer(i))  # (B, n, D)
         if cache is not None:
-            cache.advance(S)
+            cache.advance(n)
         return self.norm(x)
 
     def motion_logits(self, last_block_BsD: torch.Tensor) -> torch.Tensor:
-        """Outputs of a frame's last block (..., s_n^2, D) -> logits (..., M) of the next
+        """Outputs of a frame's last block (..., s_n^2, D) -> logits (..., vocab) of the next
         frame's motion token: the head reads their mean."""
         return self.motion_head(last_block_BsD.mean(dim=-2))
 
     def forward(self, motions_BT, same_BTlE, prev_BTLE):
         """Teacher-forced pass over a clip -> (scene logits (B, T, L, K), motion logits
-        (B, T, M)); scene_logits[:, t, j] predicts frame t's token j, motion_logits[:, t]
+        (B, T, vocab)); scene_logits[:, t, j] predicts frame t's token j, motion_logits[:, t]
         predicts m_{t+1}. Inputs as `content`'s (`scale_inputs.teacher_forced_inputs`)."""
         T = motions_BT.shape[1]
         h = self.hidden(self.content(motions_BT, same_BTlE, prev_BTLE))  # (B, T * L, D)

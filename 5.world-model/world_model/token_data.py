@@ -20,7 +20,8 @@ The ego-motion bins are fit on the TRAINING split's poses only (`fit_motion_toke
 refuses any other split): held out means held out, and val is encoded with train's bins
 (motions outside their range fall into the end bins).
 
-Shapes: T frames, L tokens a frame, N frames of a split, X, Y, Z voxel-grid sizes.
+Shapes: T frames, L flattened sequence length of one frame (its tokens), n frames of a split
+(a count), X, Y, Z voxel-grid sizes.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ def data_digest(windows: ForecastWindows) -> str:
 @torch.no_grad()
 def encode_frames(tokenizer: nn.Module, frames: torch.Tensor, batch_size: int = 16,
                   bar: tqdm | None = None) -> torch.Tensor:  # fmt: skip
-    """Class ids (N, X, Y, Z) -> token ids (N, L) int64 on the CPU, `batch_size` frames at a
+    """Class ids (n, X, Y, Z) -> token ids (n, L) int64 on the CPU, `batch_size` frames at a
     time on the tokenizer's device."""
     device = next(tokenizer.parameters()).device
     out = []

@@ -14,7 +14,7 @@ The evaluation is teacher-forced (the true coarser scales and past frames as inp
 future frames' scene cross-entropy and token accuracy, and the motion head's, on a fixed set
 of val clips. Forecasts by generation and the benchmark's scores belong to validate.py.
 
-Shapes: B batch, T frames, L tokens a frame.
+Shapes: B batch, T frames, L flattened sequence length of one frame (its tokens).
 """
 
 from __future__ import annotations
