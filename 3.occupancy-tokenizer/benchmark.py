@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 from einops import rearrange
-from occupancy_tokenizer.build import LOSSES, build_model
+from occupancy_tokenizer.build import build_model, make_loss
 from occupancy_tokenizer.config import KINDS, PRESETS, clip_frames, complete_config, data_grid
 from occupancy_tokenizer.data import synthetic_sequence
 from occupancy_tokenizer.evaluate import tokens_per_frame
@@ -66,7 +66,7 @@ def street_batch(config, device: torch.device) -> dict:
 def benchmark_preset(name: str, kind: str, device, steps: int, warmup: int, overrides) -> dict:
     config = complete_config(override(dataclasses.replace(PRESETS[name](), kind=kind), overrides))
     timing = time_training_step(
-        config.run, lambda: build_model(config), LOSSES[kind],
+        config.run, lambda: build_model(config), make_loss(config),
         lambda: street_batch(config, device), device, warmup, steps,
     )  # fmt: skip
     model, frames = timing.model, config.run.batch_size * clip_frames(config)

@@ -13,7 +13,7 @@ The driving data is generated on first use (`data/driving/<preset>/`). Writes
 reconstruction).
 """
 
-from occupancy_tokenizer.build import LOSSES, build_datasets, build_model, make_evaluator
+from occupancy_tokenizer.build import build_datasets, build_model, make_evaluator, make_loss
 from occupancy_tokenizer.config import CHAPTER_DIR, complete_config, parse_run
 
 from worldmodels.runtime import setup_runtime
@@ -30,7 +30,7 @@ def main(argv=None) -> dict:
     datasets = build_datasets(config)
     model = build_model(config)
     evaluator = make_evaluator(config, datasets, out_dir=out_dir) if runtime.is_main else None
-    return train_and_report(model, LOSSES[config.kind], datasets, config, runtime, out_dir,
+    return train_and_report(model, make_loss(config), datasets, config, runtime, out_dir,
                             evaluator)  # fmt: skip
 
 

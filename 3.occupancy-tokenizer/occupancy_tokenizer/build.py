@@ -4,13 +4,14 @@
     config = complete_config(config)                 # grids from the driving preset
     model = build_model(config)                      # MODELS[config.kind]
     datasets = build_datasets(config)                # {"train", "val", "heldout"}
-    loss_fn = LOSSES[config.kind]                    # (model, batch) -> (loss, metrics)
+    loss_fn = make_loss(config)                      # (model, batch) -> (loss, metrics)
     evaluate = make_evaluator(config, datasets)      # EVALUATORS[config.kind]
     model, config, step_dir = load_run("runs/3.occupancy-tokenizer/debug")
 """
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 from torch import nn
@@ -27,16 +28,21 @@ from worldmodels.checkpoint import load_model
 MODELS = {"scene": SceneTokenizer, "4d": FourDTokenizer, "multiscale": SceneTokenizer}
 
 
-def tokenizer_loss(model: nn.Module, batch: dict):
-    """OccWorld's loss on one batch: 10 CE + Lovasz-softmax + the quantizer's loss, over
-    frames (B, X, Y, Z) or clips (B, T, X, Y, Z) alike."""
+def tokenizer_loss(model: nn.Module, batch: dict, ce_weight: float = 10.0,
+                   lovasz_weight: float = 1.0):  # fmt: skip
+    """OccWorld's loss on one batch: 10 CE + Lovasz-softmax + the quantizer's loss (weights
+    as given), over frames (B, X, Y, Z) or clips (B, T, X, Y, Z) alike."""
     grid = batch["occupancy"]
     out = model(grid)
-    loss, metrics = reconstruction_loss(out.logits, grid, out.aux_loss)
-    return loss, metrics
+    return reconstruction_loss(out.logits, grid, out.aux_loss, ce_weight, lovasz_weight)
 
 
-LOSSES = {"scene": tokenizer_loss, "4d": tokenizer_loss, "multiscale": tokenizer_loss}
+def make_loss(config: Config):
+    """The trainer's `loss_fn(model, batch)` with the run's weights (config.loss), every kind."""
+    return partial(tokenizer_loss, ce_weight=config.loss.ce_weight,
+                   lovasz_weight=config.loss.lovasz_weight)  # fmt: skip
+
+
 EVALUATORS = {"scene": OccupancyEvaluator, "4d": OccupancyEvaluator,
               "multiscale": OccupancyEvaluator}  # fmt: skip
 

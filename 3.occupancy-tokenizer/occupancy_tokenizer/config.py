@@ -81,12 +81,25 @@ class DataConfig:
 
 
 @dataclass
+class LossConfig:
+    """The reconstruction loss's weights (losses.py): OccWorld's are 10 CE + 1 Lovasz."""
+
+    ce_weight: float = 10.0
+    lovasz_weight: float = 1.0
+
+    def __post_init__(self):
+        require(self, "ce_weight", self.ce_weight >= 0, ">= 0")
+        require(self, "lovasz_weight", self.lovasz_weight >= 0, ">= 0")
+
+
+@dataclass
 class Config:
     kind: str = "scene"  # "scene" | "4d" | "multiscale": the tokenizer this run trains
     scene: SceneSection = field(default_factory=SceneSection)
     fourd: FourDSection = field(default_factory=FourDSection)
     multiscale: MultiScaleSection = field(default_factory=MultiScaleSection)
     data: DataConfig = field(default_factory=DataConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
     run: RunConfig = field(default_factory=RunConfig)
 
     def __post_init__(self):

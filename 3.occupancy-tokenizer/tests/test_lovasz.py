@@ -92,3 +92,39 @@ def test_reconstruction_loss_leaves_ignored_voxels_out_of_both_terms():
     masked, _ = reconstruction_loss(logits, grid, aux, ignore=ignore)
     kept, _ = reconstruction_loss(logits[~ignore], grid[~ignore], aux)
     torch.testing.assert_close(masked, kept)
+
+
+def confident_case(seed: int = 5):
+    """Sharp logits: most (voxel, class) errors are tiny, as in a trained tokenizer's batch."""
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, 6, (4000,), generator=g)
+    logits = 12 * torch.nn.functional.one_hot(labels, 6).float()
+    wrong = torch.rand(4000, generator=g) < 0.2  # a fifth of the voxels lean elsewhere
+    logits = logits + 6 * wrong[:, None] * torch.randn(4000, 6, generator=g)  # no ties at 1
+    return logits.requires_grad_(), labels
+
+
+def test_skipping_the_tail_of_the_sort_costs_at_most_tail_per_class():
+    logits, labels = confident_case()
+    exact = lovasz_softmax(logits.softmax(-1), labels)
+    for tail in (1e-4, 1e-3, 1e-2, 0.1):
+        probs = logits.softmax(-1)
+        truncated = lovasz_softmax(probs, labels, tail=tail)
+        errors = (torch.nn.functional.one_hot(labels, 6) - probs).abs()
+        assert (errors < tail).float().mean() > 0.5  # most of the sort is really skipped
+        assert 0 <= float(exact - truncated) < tail
+    torch.testing.assert_close(lovasz_softmax(logits.softmax(-1), labels, tail=0.0), exact)
+
+
+def test_the_heads_terms_are_the_exact_ones():
+    # the head comes first in the full order, so its Lovasz weights g_i, hence the gradient of
+    # every error >= tail, match the exact loss's; the skipped errors get none
+    logits, labels = confident_case(6)
+    probs = logits.detach().softmax(-1).requires_grad_()
+    lovasz_softmax(probs, labels).backward()
+    exact_grad, probs.grad = probs.grad.clone(), None
+    lovasz_softmax(probs, labels, tail=1e-3).backward()
+    head = (torch.nn.functional.one_hot(labels, 6) - probs.detach()).abs() >= 1e-3
+    assert 100 < head.sum() < head.numel() / 2
+    torch.testing.assert_close(probs.grad[head], exact_grad[head])
+    assert (probs.grad[~head] == 0).all()

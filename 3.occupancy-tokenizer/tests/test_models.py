@@ -180,3 +180,18 @@ def test_scene_tokenizer_runs_under_bf16_autocast(quantizer):
     assert out.logits.dtype == torch.bfloat16 and out.aux_loss.dtype == torch.float32
     assert torch.isfinite(loss) and loss.dtype == torch.float32
     loss.backward()
+
+
+def test_the_runs_loss_weights_reach_the_loss():
+    from occupancy_tokenizer.build import make_loss
+    from occupancy_tokenizer.config import Config, override
+
+    torch.manual_seed(0)
+    model = SceneTokenizer(SceneTokenizerConfig(**TINY_SCENE, quantizer="fsq"))
+    batch = {"occupancy": scenes(2)}
+    config = override(Config(), {"loss.ce_weight": 3.0, "loss.lovasz_weight": 7.0})
+    loss, metrics = make_loss(config)(model, batch)
+    expected = 3.0 * metrics["ce"] + 7.0 * metrics["lovasz"] + metrics["aux"]
+    torch.testing.assert_close(loss.detach(), expected)
+    with pytest.raises(ConfigError, match="lovasz_weight"):
+        override(Config(), {"loss.lovasz_weight": -1.0})
