@@ -39,7 +39,7 @@ from torch.utils.data import Dataset
 
 from lidar_tokenizer.rays import sensor_directions
 from worldmodels.data.driving import DrivingSequences
-from worldmodels.data.driving.generate import RANGE_UNIT
+from worldmodels.data.driving.shards import RANGE_UNIT
 from worldmodels.data.driving.store import read_shard
 from worldmodels.data.real_formats import load_real_lidar
 

@@ -41,7 +41,7 @@ FIGURE_SEED = 4  # the sequence shown for each scenario (a training-range seed)
 def lidar_points(sequence: dict, preset: Preset, t: int):
     """Returns of frame t: points (P, 3) in the sensor frame, labels (P,), beam rows (P,).
     p = r d: the range times the ray's unit direction."""
-    from worldmodels.data.driving.generate import RANGE_UNIT
+    from worldmodels.data.driving.shards import RANGE_UNIT
 
     ranges = sequence["lidar_range"][t].astype(np.float64) * RANGE_UNIT  # (H, W) m
     directions = preset.lidar.ray_directions()  # (H, W, 3)
@@ -54,7 +54,7 @@ def range_in_metres(sequence: dict, t: int) -> np.ndarray:
     """Frame t's range image (H, W) in metres; its columns already run as
     `worldmodels.viz.driving.range_image`'s do (behind, left, forward in the middle, right,
     behind): LidarConfig.azimuth_angles."""
-    from worldmodels.data.driving.generate import RANGE_UNIT
+    from worldmodels.data.driving.shards import RANGE_UNIT
 
     return sequence["lidar_range"][t].astype(np.float32) * RANGE_UNIT
 

@@ -18,9 +18,9 @@ from worldmodels.data.driving.config import (
     get_preset,
 )
 from worldmodels.data.driving.dataset import DrivingSequences
-from worldmodels.data.driving.generate import SHARD_KEYS, benchmark, generate_sequence
 from worldmodels.data.driving.policy import META_ACTIONS
 from worldmodels.data.driving.scenarios import SCENARIOS
+from worldmodels.data.driving.shards import SHARD_KEYS
 from worldmodels.data.driving.store import (
     dataset_plan,
     ensure_dataset,
@@ -47,3 +47,13 @@ __all__ = [
     "load_manifest",
     "read_shard",
 ]
+
+
+def __getattr__(name: str):
+    """`generate_sequence` and `benchmark` on first use: they import highway-env, which reading
+    the stored data (and a GPU machine that has only torch) does without."""
+    if name in ("generate_sequence", "benchmark"):
+        from worldmodels.data.driving import generate
+
+        return getattr(generate, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -34,9 +34,9 @@ from einops import reduce
 from worldmodels.data.driving.config import Preset
 from worldmodels.data.driving.rays import GridGeometry, enter_first_voxel, plane_t, prepare
 from worldmodels.data.driving.scene import EgoRaster
+from worldmodels.data.driving.shards import NO_RETURN  # label of rays without a return
 from worldmodels.data.driving.voxels import BAND, EPS, Columns, Voxels
 
-NO_RETURN = 255  # label of rays without a return
 INSIDE = 0.005  # m, how far a reported point lies inside the surface it hit
 DEEP = -1e4  # m, the bottom of the ground interval
 CASTERS = ("exact", "voxel")

@@ -42,8 +42,7 @@ from einops import rearrange
 from torch.utils.data import Dataset
 
 from worldmodels.data.driving.config import Preset, get_preset
-from worldmodels.data.driving.generate import RANGE_UNIT
-from worldmodels.data.driving.lidar import NO_RETURN
+from worldmodels.data.driving.shards import NO_RETURN, RANGE_UNIT
 from worldmodels.data.driving.store import dataset_root, ensure_dataset, load_manifest, read_shard
 
 SPLITS = ("train", "val", "heldout")

@@ -24,33 +24,9 @@ from worldmodels.data.driving import (
     voxels,
 )
 from worldmodels.data.driving.config import Preset, get_preset
+from worldmodels.data.driving.shards import RANGE_UNIT, SHARD_KEYS, SPLIT_SEED_BASE  # noqa: F401
 
-SPLIT_SEED_BASE = {"train": 0, "val": 10_000, "heldout": 20_000}
 MAX_ATTEMPTS = 8  # re-simulate a sequence (new highway-env seed) if the ego crashes
-RANGE_UNIT = 0.002  # m per step of the stored LiDAR range (noise is 2 cm; max 131 m)
-
-# Arrays in a shard (T frames): shape, dtype, meaning. Frames: see config.py.
-SHARD_KEYS = {
-    "occupancy": "(T, X, Y, Z) uint8 Occ3D class per voxel, 17 = free; ego frame",
-    "visibility": "(T, X, Y, Z) bool voxel crossed by a returned LiDAR ray (mask_lidar)",
-    "ego_pose": "(T, 4, 4) float64 world-from-ego transform, metres",
-    "ego_speed": "(T,) float32 m/s",
-    "actions": "(T,) int64 meta-action applied after frame t: 0 LANE_LEFT, 1 IDLE, "
-    "2 LANE_RIGHT, 3 FASTER, 4 SLOWER (the last frame's is IDLE)",
-    "lidar_range": "(T, H, W) uint16 range from the sensor in RANGE_UNIT (2 mm), 0 = no return",
-    "lidar_range_clean": "(T, H, W) uint16 the same returns without range noise (RANGE_UNIT)",
-    "lidar_label": "(T, H, W) uint8 class of the return, 255 = no return",
-    "box_count": "(T,) int32 boxes per frame; the box arrays hold the frames back to back",
-    "boxes": "(sum count, 7) float32 x, y, z, length, width, height (m), yaw (rad); ego frame",
-    "box_class": "(sum count,) uint8 Occ3D class",
-    "box_id": "(sum count,) int32 track id, stable over the sequence; parked cars from "
-    "200000, pedestrians from 100000",
-    "box_speed": "(sum count,) float32 m/s (0 for parked cars)",
-    "scenario": "() str",
-    "seed": "() int64",
-    "attempt": "() int64 how many re-simulations it took (the ego crashed before)",
-    "crashed": "() bool the ego crashed even after MAX_ATTEMPTS (then kept as is)",
-}
 
 
 def _rng(seed: int, scenario: str, stream: int, *more: int) -> np.random.Generator:

@@ -25,7 +25,7 @@ import numpy as np
 from tqdm import tqdm
 
 from worldmodels.data.driving.config import ENGINE_VERSION, Preset, get_preset
-from worldmodels.data.driving.generate import SPLIT_SEED_BASE, generate_sequence
+from worldmodels.data.driving.shards import SPLIT_SEED_BASE
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 DATA_ROOT = REPO_ROOT / "data" / "driving"
@@ -93,7 +93,9 @@ def dataset_root(preset: str | Preset, root: str | Path | None = None) -> Path:
 def _make_one(args) -> dict:
     spec, preset, folder = args
     path = Path(folder) / spec.file
-    if not path.exists():
+    if not path.exists():  # highway-env is imported only here: reading needs none
+        from worldmodels.data.driving.generate import generate_sequence
+
         write_shard(path, generate_sequence(spec.scenario, spec.seed, preset))
     meta = read_shard(path, ["attempt", "crashed", "box_count"])
     return {
