@@ -14,7 +14,10 @@ tokens and bits per frame against the raw grid. The non-learned codec at the sam
 (`occupancy_tokenizer/codec.py`) is scored on the same frames, and each model-minus-codec
 difference carries a 95% interval from a seeded bootstrap over sequences; a cell reads
 `estimate [low, high]` and says "contains 0" when it does. A multi-scale run also reports
-the reconstruction after each scale; a 4D run is scored at its temporal compression.
+the reconstruction after each scale; a 4D run is scored at its temporal compression. With
+several runs, each later run's scores minus the first run's on the same items are printed with
+their 95% intervals (paired over sequences; `--results` also writes them to
+`paired_<first>_vs_<...>.json`).
 
 Writes into `<run>/validation/`: metrics.json, bev_val.png and bev_heldout.png (original |
 reconstruction | codec from above), per_class.png, training.png, and coarse_to_fine.png
@@ -27,6 +30,7 @@ by `occupancy_tokenizer.pretrained.load_tokenizer`).
 from __future__ import annotations
 
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,10 +44,12 @@ from occupancy_tokenizer.figures import (
     plot_training,
     save_bev_rows,
 )
+from occupancy_tokenizer.scoring import difference_interval
 from occupancy_tokenizer.tables import (
     SETS,
     classes_by_run_table,
     other_table,
+    paired_table,
     per_class_table,
     runs_table,
     scales_table,
@@ -126,7 +132,25 @@ def validate_run(path: Path | str, args: Options) -> dict:
         export_checkpoint(step_dir, Path(args.export) / run_dir.name, metrics)
     metrics["pictures"] = [str(p) for p in draw(evaluator, model, config, metrics, out_dir,
                                                 run_dir)]  # fmt: skip
+    metrics["items_scored"] = {name: (evaluator.confusions[name], items["sequence"])
+                               for name, items in evaluator.sets.items()}  # fmt: skip
     return metrics
+
+
+def paired_differences(first: dict, other: dict, bootstrap: int) -> dict:
+    """other's scores minus first's on the same items (per-item confusions of both runs),
+    with 95% intervals over sequences: `<set>_<score>_occ3d_minus` (+ _ci_low, _ci_high)."""
+    diffs = {}
+    for name, (conf_first, sequences) in first["items_scored"].items():
+        conf_other, other_sequences = other["items_scored"][name]
+        if not torch.equal(sequences, other_sequences) or conf_first.shape != conf_other.shape:
+            raise ValueError(f"the runs were scored on different {name} items: compare runs "
+                             "of the same kind and grid with the same --frames")  # fmt: skip
+        for score in ("mIoU", "IoU"):
+            interval = difference_interval(conf_other, conf_first, sequences, score, "occ3d",
+                                           bootstrap)  # fmt: skip
+            diffs.update(interval.as_dict(f"{name}_{score}_occ3d_minus"))
+    return diffs
 
 
 def main(argv=None) -> dict[str, dict]:
@@ -149,6 +173,16 @@ def main(argv=None) -> dict[str, dict]:
     if len(results) > 1:
         print(f"\n## The runs side by side\n\n{runs_table(results)}\n")
         print(classes_by_run_table(results))
+        first, *others = results
+        pairs = {run: paired_differences(results[first], results[run], args.bootstrap)
+                 for run in others}  # fmt: skip
+        print(f"\nPaired differences on the same items, each run minus {first}:\n")
+        print(paired_table(pairs))
+        if args.results:
+            name = "_vs_".join(Path(run).name for run in results)
+            write_json_atomic(Path(args.results) / f"paired_{name}.json",
+                              {"command": " ".join(["validate.py", *(argv or sys.argv[1:])]),
+                               "minus": first, "differences": pairs})  # fmt: skip
     return results
 
 

@@ -115,6 +115,7 @@ class OccupancyEvaluator:
         self.out_dir, self.full, self.bootstrap = out_dir, full, bootstrap
         self.per_class: dict[str, dict[str, dict[str, float]]] = {}
         self.last: dict[str, dict[str, torch.Tensor]] = {}  # set -> truth, pred, codec
+        self.confusions: dict[str, torch.Tensor] = {}  # set -> (n, Q, Q) per item, all voxels
 
     def __call__(self, model: nn.Module, step: int) -> dict[str, float]:
         was_training = model.training
@@ -152,6 +153,7 @@ class OccupancyEvaluator:
         metrics.update(summary(confusions["all"].sum(0), f"{name}_"))
         metrics.update(summary(confusions["visible"].sum(0), f"{name}_visible_"))
         self.last[name] = {"original": truth, "reconstruction": pred}
+        self.confusions[name] = confusions["all"]  # (n, Q, Q): paired comparisons of runs
         if not self.full:
             return metrics
         codec = codec_reconstruct(model, truth)

@@ -106,3 +106,13 @@ def classes_by_run_table(results: dict[str, dict], split: str = "val") -> str:
         cells = ["-" if r[c] != r[c] else f"{r[c]:.1f}" for r in per_run]
         lines.append(f"| {c} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def paired_table(pairs: dict[str, dict]) -> str:
+    """One row per (run - first run) difference on the same items, with its 95% interval."""
+    keys = [f"{split}_{score}_occ3d" for split in SETS for score in ("mIoU", "IoU")]
+    lines = [f"| run - {'first run'} | " + " | ".join(keys) + " |",
+             "|---|" + "---|" * len(keys)]  # fmt: skip
+    for name, diff in pairs.items():
+        lines.append(f"| {name} | " + " | ".join(_cell(diff, f"{k}_minus") for k in keys) + " |")
+    return "\n".join(lines)

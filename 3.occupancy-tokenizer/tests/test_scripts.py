@@ -91,7 +91,7 @@ def test_4d_is_scored_at_its_temporal_compression(tmp_path, capsys):
                 f"--temporal_compression={compression}", "--steps=2", "--eval_every=0"]  # fmt: skip
         load_script("train").main([*TINY, *args, f"--out_dir={out}"])
     both = load_script("validate").main([str(runs[1]), str(runs[2]), "--frames=2",
-                                         "--bootstrap=10"])  # fmt: skip
+                                         "--bootstrap=10", f"--results={tmp_path}"])  # fmt: skip
     metrics = both[str(runs[2])]
     assert metrics["items"] == {"val": 2, "heldout": 2}  # clips of 4 frames
     assert metrics["token_cell"] == {"columns": 4, "frames": 2}
@@ -102,6 +102,14 @@ def test_4d_is_scored_at_its_temporal_compression(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert f"| {runs[1]} | 4d | 1 | 64.0 |" in printed
     assert f"| {runs[2]} | 4d | 2 | 32.0 |" in printed
+    # the paired difference, second run minus first on the same clips, with its interval
+    paired = json.loads((tmp_path / "paired_4d-t1_vs_4d-t2.json").read_text())
+    diff = paired["differences"][str(runs[2])]
+    for key in ("val_mIoU_occ3d", "heldout_IoU_occ3d"):
+        expected = both[str(runs[2])][key] - both[str(runs[1])][key]
+        assert diff[f"{key}_minus"] == pytest.approx(expected, abs=1e-3)
+        assert diff[f"{key}_minus_ci_low"] <= diff[f"{key}_minus"] <= diff[f"{key}_minus_ci_high"]
+    assert paired["minus"] == str(runs[1]) and "Paired differences" in printed
 
 
 def test_bad_keys_and_missing_checkpoint(tmp_path):
