@@ -23,13 +23,13 @@ from pathlib import Path
 
 import torch
 from world_model import load_windows, run_benchmark, standard_baselines, tokenizer_codec
+from world_model.benchmark import benchmark_table
 
 from worldmodels.checkpoint import write_json_atomic
 from worldmodels.config import at_least, parse_command
 from worldmodels.runlog import git_commit, machine_description
 
 HERE = Path(__file__).resolve().parent
-HORIZON_NAMES = ("1s", "2s", "3s", "mean")
 
 
 @dataclass
@@ -46,25 +46,6 @@ class Options:
     def __post_init__(self):
         at_least(self, 1, "batch_size")
         at_least(self, 10, "samples")
-
-
-def table(metrics: dict, split: str, names) -> str:
-    """Markdown: one row per forecaster, mIoU at each horizon, IoU and dynamic IoU (mean)."""
-    lines = [
-        "| split | forecaster | mIoU 1 s | 2 s | 3 s | mean [95%] | IoU mean | dynamic IoU mean |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for name in names:
-        key = f"{split}_{name}_{{}}_mIoU_occ3d"
-        miou = [metrics[key.format(h)] for h in HORIZON_NAMES]
-        low, high = (metrics[key.format("mean") + f"_ci_{end}"] for end in ("low", "high"))
-        iou = metrics[f"{split}_{name}_mean_IoU_occ3d"]
-        dynamic = metrics[f"{split}_{name}_mean_dynamic_IoU_occ3d"]
-        lines.append(
-            f"| {split} | {name} | {miou[0]:.1f} | {miou[1]:.1f} | {miou[2]:.1f} | "
-            f"{miou[3]:.1f} [{low:.1f}, {high:.1f}] | {iou:.1f} | {dynamic:.1f} |"
-        )
-    return "\n".join(lines)
 
 
 def main(argv=None) -> dict:
@@ -90,7 +71,7 @@ def main(argv=None) -> dict:
         record |= {f"{split}_windows": len(windows), f"{split}_sequences": windows.sequences,
                    f"{split}_seconds": seconds, **metrics}  # fmt: skip
         print(f"\n{split}: {len(windows)} windows of {windows.sequences} sequences\n")
-        print(table(metrics, split, [*forecasters, *ceilings]))
+        print(benchmark_table(metrics, split, [*forecasters, *ceilings]))
         d = f"{split}_warp_last_minus_copy_last_mean_mIoU_occ3d"
         print(f"\nwarp_last - copy_last, mean mIoU: {metrics[d]:+.1f} "
               f"[{metrics[d + '_ci_low']:+.1f}, {metrics[d + '_ci_high']:+.1f}]")  # fmt: skip

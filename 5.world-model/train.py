@@ -1,14 +1,19 @@
 """Train chapter 5's world model on the driving world's tokens (pipeline built, not yet run).
 
     uv run 5.world-model/train.py --kind=tensformer               # debug: 2-core CPU
+    uv run 5.world-model/train.py --kind=ar                       # the autoregressive baseline
     uv run 5.world-model/train.py --preset prototype              # one GPU, bf16, compiled
     uv run torchrun --nproc_per_node=8 5.world-model/train.py --preset paper
-    uv run 5.world-model/train.py --steps=100 --dim=192 --resume  # any key; --help lists them
+    uv run 5.world-model/train.py --steps=100 --model.dim=192 --resume  # --help lists the keys
 
-`--kind=ar` (the autoregressive baseline) is not built yet and says so.
+`--kind=tensformer` trains the TENSFormer (section `model`) on the multi-scale tokens of
+`data.tokenizer`; `--kind=ar` trains the baseline, chapter 2's GPT (section `ar`, imported
+from dynamics_model.ar), on the single-scale tokens of `data.single_scale_tokenizer` in
+raster order, the ego-motion tokens as its actions. Both score only the future frames of the
+same 5 + 6 frame clips (the past is context) and share the trainer.
 
 The driving data is generated on first use (`data/driving/<preset>/`); every frame of the
-train and val splits is encoded once by the frozen multi-scale tokenizer and cached under
+train and val splits is encoded once by the kind's frozen tokenizer and cached under
 `data/tokens/world_model/`. The ego-motion bins are fit on the training split only. Writes
 `runs/5.world-model/<kind>-<preset>/`: checkpoints (safetensors; each config.json holds the
 motion bins in its `motion` section), `log.jsonl` (loss terms; teacher-forced val scene CE
@@ -18,15 +23,21 @@ and token accuracy at each evaluation), `run.json` (config, command, commit, mac
 
 from pathlib import Path
 
-from world_model.config import CHAPTER_DIR, complete_config, parse_run
+from world_model.config import (
+    CHAPTER_DIR,
+    TOKENIZER_KINDS,
+    complete_config,
+    parse_run,
+    tokenizer_name,
+)
 from world_model.token_data import fit_motion_tokenizer
 from world_model.training import (
-    TeacherForcedEvaluator,
     build_clips,
     build_model,
+    evaluator_for,
     load_frozen_tokenizer,
     load_split_windows,
-    make_loss,
+    loss_for,
 )
 
 from worldmodels.checkpoint import write_json_atomic
@@ -36,29 +47,21 @@ from worldmodels.trainer import announce, default_out_dir, train_and_report
 
 def main(argv=None) -> dict:
     config, preset = parse_run(argv)
-    if config.kind != "tensformer":
-        raise NotImplementedError(
-            f"--kind={config.kind}: the autoregressive baseline is not built yet; "
-            "train the TENSFormer with --kind=tensformer"
-        )
     runtime = setup_runtime(config.run.device, config.run.dtype, config.run.seed)
     out_dir = default_out_dir(CHAPTER_DIR, f"{config.kind}-{preset}", config.run)
 
-    tokenizer = load_frozen_tokenizer(config.data.tokenizer, runtime.device)
+    kind = TOKENIZER_KINDS[config.kind]  # multi-scale (tensformer) | single-scale (ar)
+    tokenizer = load_frozen_tokenizer(tokenizer_name(config), runtime.device, kind)
     windows = load_split_windows(config.data, ("train", "val"))
     motion = config.motion
     motion_tokenizer = fit_motion_tokenizer(windows["train"], motion.bins, motion.coverage)
-    config = complete_config(config, tokenizer.quantizer, motion_tokenizer)  # derived fields
+    config = complete_config(config, tokenizer, motion_tokenizer)  # derived fields
     announce(runtime, f"{config.kind}, preset {preset}", out_dir, config)
 
     clips = build_clips(config, windows, tokenizer, motion_tokenizer, config.run.progress)
     model = build_model(config)
-    evaluate = None
-    if runtime.is_main:
-        data = config.data
-        evaluate = TeacherForcedEvaluator(tokenizer.quantizer, clips["val"], data.eval_clips,
-                                          data.eval_batch)  # fmt: skip
-    result = train_and_report(model, make_loss(tokenizer.quantizer), clips, config, runtime,
+    evaluate = evaluator_for(config, tokenizer, clips["val"]) if runtime.is_main else None
+    result = train_and_report(model, loss_for(config, tokenizer), clips, config, runtime,
                               out_dir, evaluate)  # fmt: skip
     if runtime.is_main:  # after training: a fresh run first moves an earlier run's folder aside
         write_json_atomic(Path(out_dir) / "motion_tokenizer.json", motion_tokenizer.to_dict())

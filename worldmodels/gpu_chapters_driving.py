@@ -49,8 +49,8 @@ TINY_4 = {
     "batch_size": 4,
     "eval_sequences": 2,
 }  # fmt: skip  (chapter 4's tests/test_scripts.py sizes)
-TINY_5 = {"dim": 32, "depth": 2, "heads": 4, "bins": (3, 3, 3), "batch_size": 4,
-          "eval_clips": 4}  # fmt: skip
+TINY_5 = {"model.dim": 32, "model.depth": 2, "model.heads": 4, "bins": (3, 3, 3),
+          "batch_size": 4, "eval_clips": 4}  # fmt: skip
 BENCH_TOKENIZER_5 = "multiscale-debug-znorm"  # chapter 3's committed multi-scale tokenizer
 
 

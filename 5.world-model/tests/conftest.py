@@ -56,17 +56,28 @@ def tiny_multiscale_tokenizer(seed: int = 0):
         return build_model(config).eval(), config
 
 
-@pytest.fixture(scope="session")
-def tiny_tokenizer_dir(tmp_path_factory):
-    """A folder holding a tiny untrained multi-scale tokenizer as chapter 3 exports one
+def tiny_scene_tokenizer(seed: int = 0):
+    """(chapter 3's single-scale SceneTokenizer (kind scene, FSQ levels (4, 4): 16 codes) on
+    the 8 x 8 x 4 synthetic grid, a 4 x 4 token grid, untrained; its chapter-3 run Config)."""
+    from occupancy_tokenizer.build import build_model
+    from occupancy_tokenizer.config import Config, SceneSection
+
+    config = Config(kind="scene", scene=SceneSection(
+        grid=(8, 8, 4), channels=8, channel_mults=(1, 2), latent_dim=4, quantizer="fsq",
+        fsq_levels=(4, 4)))  # fmt: skip
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build_model(config).eval(), config
+
+
+def export_tokenizer(folder, model, config):
+    """`model` and its chapter-3 `config` written as chapter 3 exports a tokenizer
     (model.safetensors + config.json), loadable with `load_tokenizer(folder)`."""
     from safetensors.torch import save_file
 
     from worldmodels.checkpoint import write_json_atomic
     from worldmodels.config import to_dict
 
-    folder = tmp_path_factory.mktemp("tiny-tokenizer")
-    model, config = tiny_multiscale_tokenizer()
     weights = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     save_file(weights, folder / "model.safetensors")
     write_json_atomic(folder / "config.json", to_dict(config))
@@ -74,6 +85,27 @@ def tiny_tokenizer_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def tiny_tokenizer_dir(tmp_path_factory):
+    """A folder holding a tiny untrained multi-scale tokenizer as chapter 3 exports one
+    (model.safetensors + config.json), loadable with `load_tokenizer(folder)`."""
+    return export_tokenizer(tmp_path_factory.mktemp("tiny-tokenizer"),
+                            *tiny_multiscale_tokenizer())  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def tiny_scene_tokenizer_dir(tmp_path_factory):
+    """A folder holding a tiny untrained single-scale scene tokenizer (the AR baseline's)."""
+    return export_tokenizer(tmp_path_factory.mktemp("tiny-scene-tokenizer"),
+                            *tiny_scene_tokenizer())  # fmt: skip
+
+
+@pytest.fixture(scope="session")
 def make_tokenizer():
     """`make_tokenizer(seed=0)` -> a tiny untrained multi-scale tokenizer (its model only)."""
     return lambda seed=0: tiny_multiscale_tokenizer(seed)[0]
+
+
+@pytest.fixture(scope="session")
+def make_scene_tokenizer():
+    """`make_scene_tokenizer(seed=0)` -> a tiny untrained single-scale scene tokenizer."""
+    return lambda seed=0: tiny_scene_tokenizer(seed)[0]

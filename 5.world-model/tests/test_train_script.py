@@ -1,5 +1,6 @@
 """train.py end to end on the synthetic streets with a tiny untrained tokenizer: checkpoint,
-log and motion bins appear, the loss falls, bad keys and kinds are refused by name."""
+log and motion bins appear, the loss falls, bad keys and kinds are refused by name (the AR
+baseline's run: test_ar_baseline.py)."""
 
 import json
 from pathlib import Path
@@ -18,9 +19,9 @@ CHAPTER = Path(__file__).resolve().parent.parent
 def tiny(tokenizer_dir, tmp_path):
     return [
         "--data.preset=synthetic", f"--data.tokenizer={tokenizer_dir}",
-        f"--data.cache={tmp_path / 'cache'}", "--dim=32", "--depth=2", "--heads=4",
-        "--bins=3,3,3", "--batch_size=4", "--lr=3e-3", "--warmup_steps=2", "--log_every=2",
-        "--eval_clips=4", "--progress=false", "--device=cpu",
+        f"--data.cache={tmp_path / 'cache'}", "--model.dim=32", "--model.depth=2",
+        "--model.heads=4", "--bins=3,3,3", "--batch_size=4", "--lr=3e-3", "--warmup_steps=2",
+        "--log_every=2", "--eval_clips=4", "--progress=false", "--device=cpu",
     ]  # fmt: skip
 
 
@@ -48,9 +49,9 @@ def test_bad_keys_and_kinds_are_refused(tiny_tokenizer_dir, tmp_path):
         train.main([*argv, "--dimm=8"])
     with pytest.raises(ConfigError, match="not by hand"):
         train.main([*argv, "--motion.low=0,0,0"])
-    with pytest.raises(ConfigError, match="heads"):
-        train.main([*argv, "--heads=5"])
-    with pytest.raises(NotImplementedError, match="not built yet"):
-        train.main([*argv, "--kind=ar"])
+    with pytest.raises(ConfigError, match="heads=5: expected a divisor"):
+        train.main([*argv, "--model.heads=5"])
+    with pytest.raises(ConfigError, match=r"ambiguous: write one of \['ar.dim', 'model.dim'\]"):
+        train.main([*argv, "--dim=64"])  # the TENSFormer's and the AR baseline's
     with pytest.raises(ConfigError, match="kind"):
         train.main([*argv, "--kind=diffusion"])

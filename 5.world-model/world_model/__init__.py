@@ -1,7 +1,16 @@
 """Chapter 5: occupancy world models. The forecasting benchmark (OccWorld's protocol on the
-driving world): windows, baselines, scores with intervals, speed; and OccTENS's TENSFormer
-(temporal next-scale prediction): layout and mask, the network, its loss, its generation."""
+driving world): windows, baselines, scores with intervals, speed; OccTENS's TENSFormer
+(temporal next-scale prediction): layout and mask, the network, its loss, its generation; and
+the autoregressive baseline (chapter 2's GPT over single-scale tokens)."""
 
+from world_model.ar_baseline import (
+    ARTeacherForcedEvaluator,
+    ar_config_matching,
+    ar_forecaster,
+    ar_loss,
+    ar_rollout,
+    make_ar_loss,
+)
 from world_model.baselines import (
     Codec,
     Forecaster,

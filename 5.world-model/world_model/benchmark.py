@@ -116,3 +116,22 @@ def forecast_speed(
         seconds = statistics.median(_timed_call(forecaster, window) for _ in range(repeats))
         out[f"ms_per_frame_batch{size}"] = 1000 * seconds / (size * FUTURE_FRAMES)
     return out
+
+
+def benchmark_table(metrics: dict, split: str, names) -> str:
+    """Markdown: one row per forecaster, mIoU at each horizon, IoU and dynamic IoU (mean)."""
+    lines = [
+        "| split | forecaster | mIoU 1 s | 2 s | 3 s | mean [95%] | IoU mean | dynamic IoU mean |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name in names:
+        key = f"{split}_{name}_{{}}_mIoU_occ3d"
+        miou = [metrics[key.format(h)] for h in (*HORIZONS, "mean")]
+        low, high = (metrics[key.format("mean") + f"_ci_{end}"] for end in ("low", "high"))
+        iou = metrics[f"{split}_{name}_mean_IoU_occ3d"]
+        dynamic = metrics[f"{split}_{name}_mean_dynamic_IoU_occ3d"]
+        lines.append(
+            f"| {split} | {name} | {miou[0]:.1f} | {miou[1]:.1f} | {miou[2]:.1f} | "
+            f"{miou[3]:.1f} [{low:.1f}, {high:.1f}] | {iou:.1f} | {dynamic:.1f} |"
+        )
+    return "\n".join(lines)

@@ -1,12 +1,17 @@
 """Chapter 5's run config: the world model's sizes, its motion bins, its data, its training.
 
-    kind     tensformer (built) | ar (the autoregressive baseline: not built yet)
+    kind     tensformer | ar (the autoregressive baseline, ar_baseline.py): which of the two
+             model sections the run trains (the other is unused)
     model    the TENSFormer (tensformer.py); scales, codebook and motion vocabulary are
              `derived` from the frozen tokenizers by `complete_config`, never set by hand
+    ar       chapter 2's GPT (dynamics_model.ar.ARConfig, imported); codebook, token grid,
+             motion vocabulary (its actions) and clip length are `derived` the same way.
+             Two model sections share dim/depth/heads: write --model.dim or --ar.dim
     motion   the ego-motion tokenizer's bins; low/high are fit on the TRAINING split's poses
              (token_data.fit_motion_tokenizer) and stored here, so every checkpoint's
              config.json and run.json carry the bins validation must use
-    data     the driving preset (or "synthetic" for tests), the scene tokenizer, the cache
+    data     the driving preset (or "synthetic" for tests), the scene tokenizers (multi-scale
+             for the TENSFormer, single-scale for the AR baseline), the cache
     run      the shared training settings (worldmodels.config.RunConfig)
 
 A preset is a short diff from `debug`:
@@ -14,10 +19,14 @@ A preset is a short diff from `debug`:
     debug       a 2-core CPU: tokenizer multiscale-debug-znorm (scales 1..32, L = 1365 tokens
                 a frame, 15015 a clip of 11), TENSFormer dim 128, depth 4, heads 4, 40 steps
                 of one clip. It checks the pipeline end to end; at this sequence length it
-                cannot train a useful model on a CPU (README, "Training").
+                cannot train a useful model on a CPU (README, "Training"). The AR baseline
+                reads scene-debug (single-scale) at the TENSFormer's sizes.
     prototype   one GPU: width 512, depth 12, batch 16, bf16, torch.compile
     paper       OccTENS does not publish the TENSFormer's sizes:
                 VAR's d16 (width 1024, depth 16, 16 heads), 100k steps
+
+The AR baseline's sizes (dim, depth, heads) equal the TENSFormer's in every preset, so the two
+are compared at the same width and depth over the same clips and the same context.
 """
 
 from __future__ import annotations
@@ -26,6 +35,9 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dynamics_model.ar import ARConfig
+
+from world_model.ar_baseline import ar_config_matching
 from world_model.tensformer import TENSFormerConfig
 from worldmodels.config import (
     RunConfig,
@@ -40,6 +52,7 @@ from worldmodels.data.driving.config import PRESETS as DRIVING_PRESETS
 
 CHAPTER_DIR = Path(__file__).resolve().parent.parent  # 5.world-model/
 KINDS = ("tensformer", "ar")
+TOKENIZER_KINDS = {"tensformer": "multiscale", "ar": "scene"}  # chapter 3's kind each reads
 TRAIN_POSES = "the training split's poses (token_data.fit_motion_tokenizer)"
 
 
@@ -67,6 +80,7 @@ class DataConfig:
     preset: str = "debug"  # the driving preset (worldmodels.data.driving), or synthetic (tests)
     root: str = ""  # folder of the generated driving data; "" = <repo>/data/driving
     tokenizer: str = "multiscale-debug-znorm"  # chapter 3's pretrained name, or a run folder
+    single_scale_tokenizer: str = "scene-debug"  # the AR baseline's (chapter 3's kind scene)
     cache: str = ""  # token cache folder; "" = <repo>/data/tokens/world_model
     encode_batch: int = 16  # frames a tokenizer pass encodes (the one-time encoding)
     eval_clips: int = 8  # val clips (evenly spaced, fixed) of the teacher-forced evaluation
@@ -80,8 +94,9 @@ class DataConfig:
 
 @dataclass
 class Config:
-    kind: str = "tensformer"  # tensformer | ar (not built yet)
+    kind: str = "tensformer"  # tensformer | ar: the model this run trains
     model: TENSFormerConfig = field(default_factory=TENSFormerConfig)
+    ar: ARConfig = field(default_factory=ARConfig)
     motion: MotionConfig = field(default_factory=MotionConfig)
     data: DataConfig = field(default_factory=DataConfig)
     run: RunConfig = field(default_factory=RunConfig)
@@ -97,6 +112,7 @@ def debug() -> Config:
     tokens for the ~2300 training motions of the debug data."""
     return Config(
         model=TENSFormerConfig(dim=128, depth=4, heads=4),
+        ar=ARConfig(dim=128, depth=4, heads=4),  # the TENSFormer's sizes: a fair comparison
         motion=MotionConfig(bins=(16, 8, 16)),
         run=RunConfig(steps=40, batch_size=1, lr=1e-3, warmup_steps=4, log_every=2,
                       eval_every=0, checkpoint_every=10, grad_clip=1.0),
@@ -104,9 +120,11 @@ def debug() -> Config:
 
 
 def prototype() -> Config:
-    """One GPU: a 512-wide, 12-deep TENSFormer over the same tokens, bf16 and compiled."""
+    """One GPU: a 512-wide, 12-deep TENSFormer (and AR baseline) over the same tokens, bf16
+    and compiled."""
     config = override(debug(), {
         "model.dim": 512, "model.depth": 12, "model.heads": 8, "motion.bins": (32, 16, 32),
+        "ar.dim": 512, "ar.depth": 12, "ar.heads": 8,
         "data.eval_clips": 64, "data.eval_batch": 8,
     })  # fmt: skip
     run = gpu_run(steps=20_000, batch_size=16, lr=3e-4, warmup_steps=500, eval_every=2000,
@@ -117,7 +135,8 @@ def prototype() -> Config:
 def paper() -> Config:
     """VAR's d16 (width 1024, depth 16, 16 heads): OccTENS does not publish its sizes; 100k
     steps."""
-    config = override(prototype(), {"model.dim": 1024, "model.depth": 16, "model.heads": 16})
+    config = override(prototype(), {"model.dim": 1024, "model.depth": 16, "model.heads": 16,
+                                    "ar.dim": 1024, "ar.depth": 16, "ar.heads": 16})  # fmt: skip
     run = gpu_run(steps=100_000, batch_size=8, lr=3e-4, warmup_steps=2000, eval_every=5000,
                   grad_clip=1.0, beta2=0.95, weight_decay=0.05, num_workers=8)  # fmt: skip
     return dataclasses.replace(config, run=run)
@@ -131,13 +150,34 @@ def parse_run(argv=None) -> tuple[Config, str]:
     return parse_config(PRESETS, argv)
 
 
-def complete_config(config: Config, quantizer, motion_tokenizer) -> Config:
-    """The config with its derived fields filled: the model's scales, codebook and code size
-    from the frozen quantizer, the motion vocabulary and bins from the train-fit tokenizer."""
-    sizes = {f.name: getattr(config.model, f.name) for f in dataclasses.fields(config.model)
-             if "derived" not in f.metadata}  # fmt: skip
-    model = TENSFormerConfig.matching(quantizer, motion_tokenizer, **sizes)
+def tokenizer_name(config: Config) -> str:
+    """The frozen scene tokenizer the run's kind reads: multi-scale (`data.tokenizer`) for the
+    TENSFormer, single-scale (`data.single_scale_tokenizer`) for the AR baseline."""
+    data = config.data
+    return data.single_scale_tokenizer if config.kind == "ar" else data.tokenizer
+
+
+def _sizes(section) -> dict:
+    """The fields of a model section that the user sets (not `derived`)."""
+    return {f.name: getattr(section, f.name) for f in dataclasses.fields(section)
+            if "derived" not in f.metadata}  # fmt: skip
+
+
+def complete_config(config: Config, tokenizer, motion_tokenizer) -> Config:
+    """The config with its derived fields filled from the frozen tokenizers: the motion bins
+    from the train-fit motion tokenizer; for the TENSFormer its scales, codebook and code size
+    from the multi-scale quantizer (`tokenizer` may be the tokenizer or its quantizer); for
+    the AR baseline its codebook and token grid from the single-scale scene tokenizer and its
+    actions from the motion vocabulary. The other kind's section is left as it is."""
+    if config.kind == "ar":
+        config = dataclasses.replace(
+            config, ar=ar_config_matching(tokenizer, motion_tokenizer, **_sizes(config.ar))
+        )
+    else:
+        quantizer = getattr(tokenizer, "quantizer", tokenizer)
+        model = TENSFormerConfig.matching(quantizer, motion_tokenizer, **_sizes(config.model))
+        config = dataclasses.replace(config, model=model)
     ego = motion_tokenizer
     motion = dataclasses.replace(config.motion, bins=tuple(ego.bins), low=tuple(ego.low),
                                  high=tuple(ego.high))  # fmt: skip
-    return dataclasses.replace(config, model=model, motion=motion)
+    return dataclasses.replace(config, motion=motion)

@@ -4,7 +4,9 @@ A clip is `windows.py`'s window (5 past + 6 future frames, stride 1) seen throug
 tokenizers:
 
     ids      (T, L) int64   chapter 3's multi-scale scene tokens of each frame (`join_ids`
-                            layout, coarse to fine), T = 11, L = sum_k s_k^2
+                            layout, coarse to fine), T = 11, L = sum_k s_k^2; or, for the AR
+                            baseline, a single-scale tokenizer's h x w grid in raster order,
+                            L = N = h*w
     motions  (T - 1,) int64 m_1 .. m_{T-1} = EgoMotionTokenizer.encode(relative_motion(poses))
 
 Each frame is encoded ONCE, on first use, with a progress bar, and cached under
@@ -20,8 +22,9 @@ The ego-motion bins are fit on the TRAINING split's poses only (`fit_motion_toke
 refuses any other split): held out means held out, and val is encoded with train's bins
 (motions outside their range fall into the end bins).
 
-Shapes: T frames, L flattened sequence length of one frame (its tokens), n frames of a split
-(a count), X, Y, Z voxel-grid sizes.
+Shapes: T frames, L flattened sequence length of one frame (its tokens), N tokens per frame
+(h*w), h, w token-grid height and width, n frames of a split (a count), X, Y, Z voxel-grid
+sizes.
 """
 
 from __future__ import annotations
@@ -67,11 +70,12 @@ def data_digest(windows: ForecastWindows) -> str:
 def encode_frames(tokenizer: nn.Module, frames: torch.Tensor, batch_size: int = 16,
                   bar: tqdm | None = None) -> torch.Tensor:  # fmt: skip
     """Class ids (n, X, Y, Z) -> token ids (n, L) int64 on the CPU, `batch_size` frames at a
-    time on the tokenizer's device."""
+    time on the tokenizer's device (a single-scale tokenizer's (n, h, w) grid in raster
+    order: L = N = h*w)."""
     device = next(tokenizer.parameters()).device
     out = []
     for chunk in frames.split(batch_size):
-        out.append(tokenizer.encode(chunk.to(device)).cpu())  # (n, L)
+        out.append(tokenizer.encode(chunk.to(device)).flatten(1).cpu())  # (n, L)
         if bar is not None:
             bar.update(len(chunk))
     return torch.cat(out)

@@ -1,18 +1,20 @@
 """What train.py puts together: the frozen tokenizer, the windows, the clips, the model, the
 loss the shared trainer calls and the cheap teacher-forced evaluation.
 
-    tokenizer = load_frozen_tokenizer(config.data.tokenizer, device)   # chapter 3, frozen
+    tokenizer = load_frozen_tokenizer(tokenizer_name(config), device,
+                                      TOKENIZER_KINDS[config.kind])     # chapter 3, frozen
     windows = load_split_windows(config.data, ("train", "val"))
     motion_tokenizer = fit_motion_tokenizer(windows["train"], bins)      # train only
-    config = complete_config(config, tokenizer.quantizer, motion_tokenizer)
+    config = complete_config(config, tokenizer, motion_tokenizer)
     clips = build_clips(config, windows, tokenizer, motion_tokenizer)  # {"train", "val"}
-    model = build_model(config)
-    loss_fn = make_loss(tokenizer.quantizer)        # (model, batch) -> (loss, metrics)
-    evaluate = TeacherForcedEvaluator(tokenizer.quantizer, clips["val"], ...)
+    model = build_model(config)                     # TENSFormer | chapter 2's ARDynamics
+    loss_fn = loss_for(config, tokenizer)           # (model, batch) -> (loss, metrics)
+    evaluate = evaluator_for(config, tokenizer, clips["val"])
 
 The evaluation is teacher-forced (the true coarser scales and past frames as inputs): the
-future frames' scene cross-entropy and token accuracy, and the motion head's, on a fixed set
-of val clips. Forecasts by generation and the benchmark's scores belong to validate.py.
+future frames' scene cross-entropy and token accuracy, and the motion head's (TENSFormer
+only: the AR baseline is given its motions), on a fixed set of val clips. Forecasts by
+generation and the benchmark's scores belong to validate.py.
 
 Shapes: B batch, T frames, L flattened sequence length of one frame (its tokens).
 """
@@ -22,10 +24,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+from dynamics_model.ar import ARDynamics
 from occupancy_tokenizer.ego import EgoMotionTokenizer
 from occupancy_tokenizer.pretrained import load_tokenizer
 from torch import nn
 
+from world_model.ar_baseline import ARTeacherForcedEvaluator, make_ar_loss
 from world_model.config import Config
 from world_model.synthetic import synthetic_windows
 from world_model.tens_loss import tensformer_loss
@@ -36,16 +40,30 @@ from world_model.windows import ForecastWindows, load_windows
 EVAL_KEYS = ("scene_ce", "scene_accuracy", "motion_ce", "motion_accuracy")
 
 
-def load_frozen_tokenizer(name: str, device: str | torch.device = "cpu") -> nn.Module:
-    """Chapter 3's multi-scale scene tokenizer (a pretrained name or a run/export folder), in
-    eval mode with no gradients, built without touching the global RNG (so a run's model
-    initialisation does not depend on whether the tokenizer was loaded first)."""
+NEEDS = {  # chapter 3's tokenizer kind -> (who reads it, what it is, an example)
+    "multiscale": ("the TENSFormer", "multi-scale", "multiscale-debug-znorm"),
+    "scene": ("the AR baseline", "single-scale scene (VQ or FSQ)", "scene-debug"),
+}
+
+
+def load_frozen_tokenizer(name: str, device: str | torch.device = "cpu",
+                          kind: str = "multiscale") -> nn.Module:  # fmt: skip
+    """Chapter 3's scene tokenizer of `kind` (multiscale: the TENSFormer's; scene: the AR
+    baseline's, one h x w grid of tokens a frame) from a pretrained name or a run/export
+    folder, in eval mode with no gradients, built without touching the global RNG (so a
+    run's model initialisation does not depend on whether the tokenizer was loaded first)."""
+    if kind not in NEEDS:
+        raise ValueError(f"kind must be one of {sorted(NEEDS)}, got {kind!r}")
     with torch.random.fork_rng(devices=[]):
         tokenizer, tok_config = load_tokenizer(name, device)
-    if tok_config.kind != "multiscale":
+    got = tok_config.kind
+    if got == "scene" and tok_config.scene.quantizer == "multiscale":
+        got = "scene with a multi-scale quantizer"
+    if got != kind:
+        reader, wanted, example = NEEDS[kind]
         raise ValueError(
-            f"tokenizer {name!r} is a {tok_config.kind!r} tokenizer; the TENSFormer needs "
-            "chapter 3's multi-scale one (e.g. multiscale-debug-znorm)"
+            f"tokenizer {name!r} is a {got!r} tokenizer; {reader} needs chapter 3's {wanted} "
+            f"one (kind {kind!r}, e.g. {example})"
         )
     return tokenizer.requires_grad_(False)
 
@@ -70,9 +88,23 @@ def build_clips(config: Config, windows: dict[str, ForecastWindows], tokenizer: 
     }
 
 
-def build_model(config: Config) -> TENSFormer:
-    """The TENSFormer of a completed config (derived fields filled by `complete_config`)."""
-    return TENSFormer(config.model)
+def build_model(config: Config) -> TENSFormer | ARDynamics:
+    """The model of a completed config (derived fields filled by `complete_config`): the
+    TENSFormer, or chapter 2's ARDynamics for kind ar."""
+    return ARDynamics(config.ar) if config.kind == "ar" else TENSFormer(config.model)
+
+
+def loss_for(config: Config, tokenizer: nn.Module):
+    """The trainer's `loss_fn` of the run's kind (the past frames are context, not scored)."""
+    return make_ar_loss() if config.kind == "ar" else make_loss(tokenizer.quantizer)
+
+
+def evaluator_for(config: Config, tokenizer: nn.Module, clips: TokenClips):
+    """The teacher-forced evaluation of the run's kind on the fixed clips of `clips`."""
+    data = config.data
+    if config.kind == "ar":
+        return ARTeacherForcedEvaluator(clips, data.eval_clips, data.eval_batch)
+    return TeacherForcedEvaluator(tokenizer.quantizer, clips, data.eval_clips, data.eval_batch)
 
 
 def make_loss(quantizer: nn.Module):

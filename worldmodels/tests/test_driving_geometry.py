@@ -255,3 +255,17 @@ def test_the_voxel_caster_still_keeps_its_points_in_occupied_voxels(frame):
     ok = np.isfinite(hits.t)
     index, inside = voxel_index(SENSOR + hits.t[ok, None] * dirs[ok])
     assert np.all(grid.semantics[tuple(index[inside].T)] != FREE)
+
+
+def test_frames_holding_counts_frames_not_voxels():
+    from worldmodels.data.driving.stats import frames_holding
+    from worldmodels.occ3d import CLASS_ID, FREE, NUM_CLASSES
+
+    occ = np.full((3, 4, 4, 2), FREE, dtype=np.uint8)
+    occ[0, :, :, 0] = CLASS_ID["car"]  # 16 car voxels in frame 0
+    occ[2, 0, 0, 0] = CLASS_ID["car"]  # one in frame 2
+    occ[1, 1, 1, 1] = CLASS_ID["trailer"]
+    counts = frames_holding(occ)
+    assert counts.shape == (NUM_CLASSES,)
+    assert counts[CLASS_ID["car"]] == 2 and counts[CLASS_ID["trailer"]] == 1
+    assert counts[FREE] == 3 and counts.sum() == 6

@@ -34,10 +34,13 @@ def occ3d_shares() -> dict[str, float]:
 def table(stats: dict) -> str:
     """The README's tables: this data beside Occ3D-nuScenes."""
     occ3d = occ3d_shares()
-    rows = ["| occupied share (%) | here | Occ3D-nuScenes |", "|---|---|---|"]
+    frames = stats.get("frames_with_class")  # absent from figures measured before it existed
+    extra = (" frames with it |", "---|") if frames else ("", "")
+    rows = ["| occupied share (%) | here | Occ3D-nuScenes |" + extra[0], "|---|---|---|" + extra[1]]
     for name in sorted(occ3d, key=lambda n: -occ3d[n]):
-        rows.append(f"| {name} | {stats['share_%'][name]:.2f} | {occ3d[name]:.2f} |")
-    rows.append(f"| free (% of all voxels) | {stats['free_%']:.1f} | |")
+        cell = f" {frames[name]} of {stats['frames']} |" if frames else ""
+        rows.append(f"| {name} | {stats['share_%'][name]:.2f} | {occ3d[name]:.2f} |{cell}")
+    rows.append(f"| free (% of all voxels) | {stats['free_%']:.1f} | |" + (" |" if frames else ""))
     lines = ["\n".join(rows), ""]
     p10, p50, p90 = stats["ego_speed_p10_p50_p90"]
     lines.append(f"- ego speed p10 / p50 / p90: {p10:.1f} / {p50:.1f} / {p90:.1f} m/s")

@@ -9,7 +9,9 @@ By default it reads the preset's dataset (made on first use) and measures its `v
 presets too large to store here). Every figure of the data README comes from this command;
 report.py prints them beside Occ3D-nuScenes' and against the targets of issue 11.
 
-- Shares: of occupied voxels per class, and of free voxels in the grid, over every frame.
+- Shares: of occupied voxels per class, and of free voxels in the grid, over every frame;
+  and how many frames hold each class at all (`--split train` against `val`: a class seen in
+  a handful of training frames is one a model will not learn).
 - Agents: boxes per frame (as far as the LiDAR reaches), parked cars and crossing pedestrians
   (crossings.py) per frame, and the share of vehicles that are parked or stopped
   (< 0.5 m/s); urban scenes separately.
@@ -59,6 +61,7 @@ class Totals:
     """Running sums over every frame measured."""
 
     class_counts: np.ndarray = field(default_factory=lambda: np.zeros(NUM_CLASSES, np.int64))
+    frames_with: np.ndarray = field(default_factory=lambda: np.zeros(NUM_CLASSES, np.int64))
     confusion: dict = field(default_factory=lambda: defaultdict(lambda: np.zeros((18, 18), int)))
     lists: dict = field(default_factory=lambda: defaultdict(list))
     sums: dict = field(default_factory=lambda: defaultdict(float))
@@ -67,6 +70,7 @@ class Totals:
         occ, vis = seq["occupancy"], seq["visibility"]
         T = len(occ)
         self.class_counts += np.bincount(occ.reshape(-1), minlength=NUM_CLASSES)
+        self.frames_with += frames_holding(occ)
         urban = get_scenario(str(seq["scenario"])).style == "urban"
         self.lists["ego_speed"] += seq["ego_speed"].tolist()
         self._agents(seq, urban)
@@ -122,6 +126,13 @@ class Totals:
             self.sums["in_occupied"] += occupied.sum()
 
 
+def frames_holding(occ: np.ndarray) -> np.ndarray:
+    """(NUM_CLASSES,) how many frames of occ (T, X, Y, Z) hold each class at least once: a rare
+    class is rare in frames, not only in voxels."""
+    flat = occ.reshape(len(occ), -1)  # (T, X * Y * Z)
+    return np.stack([np.bincount(f, minlength=NUM_CLASSES) > 0 for f in flat]).sum(0)
+
+
 def solid_at(raster, points: np.ndarray) -> np.ndarray:
     """(N,) bool: ego-frame points (N, 3) inside the raster's solids (ground or object)."""
     count = raster.ground.shape[0]
@@ -172,6 +183,7 @@ def summarize(totals: Totals, checks: list[dict]) -> dict:
     out: dict = {"frames": len(totals.lists["ego_speed"])}
     out["free_%"] = 100 * counts[FREE] / counts.sum()
     out["share_%"] = {CLASS_NAMES[c]: 100 * counts[c] / occupied for c in range(FREE)}
+    out["frames_with_class"] = {CLASS_NAMES[c]: int(totals.frames_with[c]) for c in range(FREE)}
     speed = np.array(totals.lists["ego_speed"])
     out["ego_speed_p10_p50_p90"] = np.percentile(speed, [10, 50, 90]).tolist()
     for scope in ("all", "urban"):

@@ -1,0 +1,255 @@
+"""Score trained world models on chapter 5's benchmark: forecasts, control and planning.
+
+    uv run 5.world-model/validate.py                         # runs/5.world-model/tensformer-debug
+    uv run 5.world-model/validate.py RUN [RUN ...] --splits=val --stride=2
+    uv run 5.world-model/validate.py --help                  # every option, typed
+
+For each run (a run folder, a checkpoint or an export), on every window of each split (or
+every `stride`-th), with the run's own frozen tokenizer and train-fit motion bins:
+
+- **Forecast** conditioned on the true future ego motion, scored beside copy_last, warp_last
+  and the run tokenizer's ceiling (`run_benchmark`): mIoU and IoU at 1, 2, 3 s and their mean,
+  both conventions, visible region, per class, with 95% intervals over sequences, and the
+  paired differences `<model>_minus_copy_last`, `<model>_minus_warp_last`.
+- **Control** (`--control`): the same model told another trajectory (`stop`: the ego stands
+  at its last pose), scored against what happened: `<model>_minus_<model>_stop` is delta-mIoU.
+- **Planning** (`--plan`): the model draws its own motion tokens; L2 of the integrated path at
+  1, 2, 3 s against the true one, beside a constant-velocity plan (`planning.py`).
+- **Speed** (`--speed`): milliseconds per forecast frame at batch 1 and at `batch_size`.
+
+Prints the tables; writes `<results>/<run name>.json` (every metric, the command, the
+commit, the machine) unless `--results=`.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import torch
+from occupancy_tokenizer.ego import EgoMotionTokenizer
+from tqdm.auto import tqdm
+from world_model import load_windows, run_benchmark, standard_baselines, tokenizer_codec
+from world_model.ar_baseline import ar_forecaster
+from world_model.benchmark import REFERENCES, benchmark_table, forecast_speed
+from world_model.config import CHAPTER_DIR, TOKENIZER_KINDS, Config, tokenizer_name
+from world_model.figures import forecast_strip, save_plan_figure
+from world_model.forecaster import tensformer_forecaster, tensformer_rollout
+from world_model.planning import (
+    ALTERNATIVES,
+    PlanningScores,
+    constant_velocity_path,
+    motion_path,
+    true_path,
+    with_trajectory,
+)
+from world_model.synthetic import synthetic_windows
+from world_model.training import build_model, load_frozen_tokenizer
+
+from worldmodels.checkpoint import load_model, write_json_atomic
+from worldmodels.config import at_least, parse_command, require
+from worldmodels.runlog import git_commit, machine_description
+from worldmodels.runtime import pick_device, seed_everything
+
+RUNS_DIR = CHAPTER_DIR.parent / "runs" / CHAPTER_DIR.name
+
+
+@dataclass
+class Options:
+    """validate.py's options (`--key=value`; run folders as plain words)."""
+
+    runs: tuple[str, ...] = ()  # run or checkpoint folders; () = runs/.../tensformer-debug
+    splits: tuple[str, ...] = ("val", "heldout")
+    stride: int = 1  # score every stride-th window of each sequence (1: every window)
+    batch_size: int = 8
+    samples: int = 1000  # bootstrap resamples of the sequences
+    temperature: float = 1.0  # sampling of the forecast's tokens
+    top_k: int = 0
+    top_p: float = 1.0
+    seed: int = 0
+    control: tuple[str, ...] = ("stop",)  # alternative trajectories (planning.ALTERNATIVES)
+    plan: bool = True  # score the model's own motion tokens as a plan
+    speed: bool = True
+    device: str = "auto"
+    results: str = str(CHAPTER_DIR / "results")  # where <run>.json goes; "" = nowhere
+    figures: str = ""  # also write the pictures here (the README's: 5.world-model/figures)
+
+    def __post_init__(self):
+        at_least(self, 1, "stride", "batch_size")
+        at_least(self, 10, "samples")
+        unknown = [c for c in self.control if c not in ALTERNATIVES]
+        require(self, "control", not unknown, f"names among {sorted(ALTERNATIVES)}")
+
+
+def split_windows(config: Config, split: str, stride: int = 1):
+    """The run's windows of a split: its driving preset (every `stride`-th window), or the
+    synthetic streets of the tests."""
+    if config.data.preset == "synthetic":
+        return synthetic_windows(split)
+    return load_windows(split, config.data.preset, stride=stride, root=config.data.root or None)
+
+
+def load_world_model(path, device, args: Options):
+    """(model, config, step dir, tokenizer, motion tokenizer, forecaster) of a trained run:
+    its frozen tokenizer (multi-scale for the TENSFormer, single-scale for the AR baseline)
+    and its train-fit motion bins, as saved with the run."""
+    model, config, step_dir = load_model(path, Config, build_model, device=device)
+    tokenizer = load_frozen_tokenizer(tokenizer_name(config), device, TOKENIZER_KINDS[config.kind])
+    m = config.motion
+    motion_tokenizer = EgoMotionTokenizer(m.low, m.high, m.bins)
+    if config.kind == "ar":
+        forecaster = ar_forecaster(model, tokenizer, motion_tokenizer, args.temperature,
+                                   args.top_p, args.seed)  # fmt: skip
+    else:
+        forecaster = tensformer_forecaster(model, tokenizer, motion_tokenizer, args.temperature,
+                                           args.top_k, args.top_p, args.seed)  # fmt: skip
+    return model, config, step_dir, tokenizer, motion_tokenizer, forecaster
+
+
+def planned_path(model, tokenizer, motion_tokenizer, window, args, seed: int) -> torch.Tensor:
+    """(B, T_f, 3): the path of the motion tokens the model draws itself (plan=True)."""
+    sampling = dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
+    with torch.no_grad():
+        rollout = tensformer_rollout(model, tokenizer, motion_tokenizer, window.past,
+                                     window.past_poses, window.future_poses, seed=seed,
+                                     plan=True, **sampling)  # fmt: skip
+    return motion_path(motion_tokenizer, rollout.motions)
+
+
+def plan_scores(model, tokenizer, motion_tokenizer, windows, args, name: str) -> dict:
+    """L2 of the model's own plan and of constant velocity, per horizon, with intervals."""
+    scores = PlanningScores()
+    batches = windows.batches(args.batch_size)
+    total = -(-len(windows) // args.batch_size)
+    for i, w in enumerate(tqdm(batches, total=total, desc=f"{windows.split} plan", leave=False)):
+        T_f = w.future_poses.shape[1]
+        paths = {name: planned_path(model, tokenizer, motion_tokenizer, w, args, args.seed + i),
+                 "constant_velocity": constant_velocity_path(w.past_poses, T_f)}  # fmt: skip
+        scores.add(paths, true_path(w.past_poses, w.future_poses), w.sequence)
+    return scores.metrics(f"{windows.split}_plan_", samples=args.samples)
+
+
+def draw_examples(forecasters: dict, windows, folders: list[Path], name: str,
+                  planner=None) -> list[Path]:  # fmt: skip
+    """The middle window of the split: truth, warp_last and the forecasts (true and
+    alternative trajectories) as BEV strips; with `planner(window) -> motion tokens`, six
+    evenly spread windows' planned paths beside the truth and constant velocity."""
+    middle = windows.batch([len(windows) // 2])
+    rows = {"truth": middle.future[0]}
+    for label, forecaster in forecasters.items():
+        if label != "copy_last":
+            rows[label] = forecaster(middle.past, middle.past_poses, middle.future_poses)[0]
+    split, title = windows.split, f"{windows.split}: window {len(windows) // 2}, from above"
+    saved = [forecast_strip(rows, f / f"{name}_forecast_{split}.png", title) for f in folders]
+    if planner is not None:
+        spread = windows.batch(torch.linspace(0, len(windows) - 1, 6).round().long().tolist())
+        T_f = spread.future_poses.shape[1]
+        paths = {"truth": true_path(spread.past_poses, spread.future_poses),
+                 name: planner(spread),
+                 "constant_velocity": constant_velocity_path(spread.past_poses, T_f)}  # fmt: skip
+        title = f"{split}: planned paths, last observed ego frame"
+        saved += [save_plan_figure(paths, f / f"{name}_plan_{split}.png", title) for f in folders]
+    return saved
+
+
+def validate_run(path: str, args: Options) -> dict:
+    seed_everything(args.seed)
+    device = pick_device(args.device)
+    loaded = load_world_model(path, device, args)
+    model, config, step_dir, tokenizer, motion_tokenizer, forecaster = loaded
+    name = config.kind
+    plans = config.kind == "tensformer"  # the AR baseline has no motion head: no plan
+    record = {"run": str(path), "checkpoint": str(step_dir), "kind": config.kind,
+              "tokenizer": config.data.tokenizer, "sampling": {
+                  "temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p,
+                  "seed": args.seed}, "stride": args.stride}  # fmt: skip
+    for split in args.splits:
+        windows = split_windows(config, split, args.stride)
+        forecasters = {**standard_baselines(windows.grid), name: forecaster}
+        alternatives = [f"{name}_{alt}" for alt in args.control]
+        for alt, alt_name in zip(args.control, alternatives, strict=True):
+            forecasters[alt_name] = with_trajectory(forecaster, ALTERNATIVES[alt])
+        ceilings = {"ceiling": tokenizer_codec(tokenizer)}
+        start = time.perf_counter()
+        metrics = run_benchmark(windows, forecasters, ceilings, (*REFERENCES, *alternatives),
+                                args.batch_size, args.samples)  # fmt: skip
+        record |= {f"{split}_windows": len(windows), f"{split}_sequences": windows.sequences,
+                   f"{split}_benchmark_seconds": round(time.perf_counter() - start, 1),
+                   **metrics}  # fmt: skip
+        print(f"\n{split}: {len(windows)} windows of {windows.sequences} sequences\n")
+        print(benchmark_table(metrics, split, [*forecasters, *ceilings]))
+        for other in ("copy_last", "warp_last", *alternatives):
+            key = f"{split}_{name}_minus_{other}_mean_mIoU_occ3d"
+            low, high = metrics[key + "_ci_low"], metrics[key + "_ci_high"]
+            print(f"{name} - {other}, mean mIoU: {metrics[key]:+.1f} [{low:+.1f}, {high:+.1f}]")
+        folders = [Path(step_dir).parent.parent / "validation"]
+        folders += [Path(args.figures)] if args.figures else []
+        shown = {k: v for k, v in forecasters.items() if k != "copy_last"}
+        planner = None
+        if plans:  # the model's own path for the plan picture
+            planner = partial(planned_path, model, tokenizer, motion_tokenizer, args=args,
+                              seed=args.seed)  # fmt: skip
+        with torch.no_grad():
+            pictures = draw_examples(shown, windows, folders, name, planner)
+        record[f"{split}_pictures"] = [str(p) for p in pictures]
+        if args.plan and plans:
+            plan = plan_scores(model, tokenizer, motion_tokenizer, windows, args, name)
+            record |= plan
+            print(planning_table(plan, split, name))
+    if args.speed:
+        windows = split_windows(config, args.splits[0])
+        speed = forecast_speed(forecaster, windows, args.batch_size)
+        record |= {f"{name}_{k}": round(v, 2) for k, v in speed.items()}
+        print("\nspeed:", ", ".join(f"{k} {v:.1f}" for k, v in speed.items()))
+    return record
+
+
+def planning_table(plan: dict, split: str, name: str) -> str:
+    lines = ["", "| planner | L2 1 s | 2 s | 3 s (m) | avg-to-3 s [95%] |", "|---|---|---|---|---|"]
+    for planner in (name, "constant_velocity"):
+        key = f"{split}_plan_{planner}_{{}}"
+        at = [plan[key.format(f"l2_at_{h}")] for h in ("1s", "2s", "3s")]
+        avg = key.format("l2_avg_to_3s")
+        lines.append(f"| {planner} | {at[0]:.2f} | {at[1]:.2f} | {at[2]:.2f} | "
+                     f"{plan[avg]:.2f} [{plan[avg + '_ci_low']:.2f}, "
+                     f"{plan[avg + '_ci_high']:.2f}] |")  # fmt: skip
+    return "\n".join(lines)
+
+
+def main(argv=None) -> dict[str, dict]:
+    args = parse_command(Options, argv, positional="runs")
+    words = sys.argv[1:] if argv is None else list(argv)
+    results = {}
+    for run in args.runs or [str(RUNS_DIR / "tensformer-debug")]:
+        print(f"\n## {run}")
+        record = validate_run(run, args)
+        record |= {"command": " ".join(["validate.py", *words]), "git_commit": git_commit(),
+                   "machine": machine_description(pick_device(args.device)),
+                   "intervals": "95%, seeded bootstrap over sequences"}  # fmt: skip
+        results[run] = record
+    speed_ratio(results, args.batch_size)
+    for run, record in results.items():
+        if args.results:
+            write_json_atomic(Path(args.results) / f"{Path(run).name}.json", record)
+    return results
+
+
+def speed_ratio(results: dict, batch_size: int) -> None:
+    """With a TENSFormer run and an AR run validated in one command (same machine, same
+    process): how many times longer the AR baseline takes to forecast a frame."""
+    by_kind = {r["kind"]: r for r in results.values()}
+    if not {"tensformer", "ar"} <= set(by_kind):
+        return
+    for size in dict.fromkeys((1, batch_size)):
+        key = f"ms_per_frame_batch{size}"
+        ar, tens = by_kind["ar"].get(f"ar_{key}"), by_kind["tensformer"].get(f"tensformer_{key}")
+        if ar and tens:
+            by_kind["ar"][f"ar_over_tensformer_{key}"] = round(ar / tens, 2)
+            print(f"AR / TENSFormer, {key}: {ar / tens:.1f}x")
+
+
+if __name__ == "__main__":
+    main()
