@@ -16,12 +16,12 @@
 
 A preset is a short diff from `debug`:
 
-    debug       a 2-core CPU: tokenizer multiscale-debug-znorm (scales 1..32, L = 1365 tokens
-                a frame, 15015 a clip of 11), TENSFormer dim 128, depth 4, heads 4, 40 steps
-                of one clip. It checks the pipeline end to end; at this sequence length it
-                cannot train a useful model on a CPU (README, "Training"). The AR baseline
-                reads scene-debug (single-scale) at the TENSFormer's sizes.
-    prototype   one GPU: width 512, depth 12, batch 16, bf16, torch.compile
+    debug       a 2-core CPU: chapter 3's 16 x 16 tokenizers (multiscale-debug-16: L = 341
+                tokens a frame; scene-debug-16 for the AR baseline), width 128, depth 4,
+                800 steps. Trains and scores the pipeline; at 4 m a token the tokenizers'
+                ceiling is below the warp (README, "Training")
+    prototype   one GPU: the 32 x 32 tokenizers (multiscale-debug-znorm, L = 1365;
+                scene-debug), width 512, depth 12, batch 16, bf16, torch.compile
     paper       OccTENS does not publish the TENSFormer's sizes:
                 VAR's d16 (width 1024, depth 16, 16 heads), 100k steps
 
@@ -106,16 +106,19 @@ class Config:
 
 
 def debug() -> Config:
-    """A 2-core CPU: 40 steps of one 11-frame clip of 15,015 positions (L = 1365 tokens a
-    frame of `multiscale-debug-znorm`): a pipeline check, not a trained model, until chapter
-    3 has a multi-scale tokenizer with a 16 x 16 finest scale. Motion bins (16, 8, 16): 2048
-    tokens for the ~2300 training motions of the debug data."""
+    """A 2-core CPU in about 15 minutes: chapter 3's 16 x 16 tokenizers (multiscale-debug-16,
+    scales 1..16: L = 341 tokens a frame, 3751 a clip of 11; scene-debug-16 for the AR
+    baseline: N = 256), width 128, depth 4, 800 steps of one clip. At 4 m a token their
+    ceiling is below the warp (README, "Training"): this preset trains and scores the whole
+    pipeline on a CPU, the 32 x 32 tokens of `prototype` are the ones that can beat the warp.
+    Motion bins (16, 4, 8): 512 tokens, so that the ~2300 training motions fill them."""
     return Config(
         model=TENSFormerConfig(dim=128, depth=4, heads=4),
         ar=ARConfig(dim=128, depth=4, heads=4),  # the TENSFormer's sizes: a fair comparison
-        motion=MotionConfig(bins=(16, 8, 16)),
-        run=RunConfig(steps=40, batch_size=1, lr=1e-3, warmup_steps=4, log_every=2,
-                      eval_every=0, checkpoint_every=10, grad_clip=1.0),
+        motion=MotionConfig(bins=(16, 4, 8)),
+        data=DataConfig(tokenizer="multiscale-debug-16", single_scale_tokenizer="scene-debug-16"),
+        run=RunConfig(steps=800, batch_size=1, lr=1e-3, warmup_steps=30, log_every=10,
+                      eval_every=200, checkpoint_every=100, grad_clip=1.0),
     )  # fmt: skip
 
 
@@ -124,6 +127,7 @@ def prototype() -> Config:
     and compiled."""
     config = override(debug(), {
         "model.dim": 512, "model.depth": 12, "model.heads": 8, "motion.bins": (32, 16, 32),
+        "data.tokenizer": "multiscale-debug-znorm", "data.single_scale_tokenizer": "scene-debug",
         "ar.dim": 512, "ar.depth": 12, "ar.heads": 8,
         "data.eval_clips": 64, "data.eval_batch": 8,
     })  # fmt: skip
