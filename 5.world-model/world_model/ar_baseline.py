@@ -35,7 +35,7 @@ from occupancy_tokenizer.ego import EgoMotionTokenizer, relative_motion
 from torch import nn
 
 from world_model.baselines import Forecaster
-from world_model.token_data import CLIP_FRAMES, TokenClips
+from world_model.token_data import CLIP_FRAMES, ClipEvaluator, TokenClips
 from world_model.windows import PAST_FRAMES
 
 AR_EVAL_KEYS = ("scene_ce", "scene_accuracy")
@@ -96,30 +96,17 @@ def make_ar_loss(context: int = PAST_FRAMES):
     return loss_fn
 
 
-class ARTeacherForcedEvaluator:
-    """`evaluate(model, step) -> {"val_scene_ce", "val_scene_accuracy"}` on `count` fixed,
-    evenly spaced clips of a split (the TENSFormer's `TeacherForcedEvaluator`'s clips), each
-    clip weighing the same."""
+class ARTeacherForcedEvaluator(ClipEvaluator):
+    """`evaluate(model, step) -> {"val_scene_ce", "val_scene_accuracy"}` of the AR baseline on
+    `count` fixed, evenly spaced clips of a split (the TENSFormer evaluator's clips)."""
 
     def __init__(self, clips: TokenClips, count: int = 8, batch_size: int = 2,
                  prefix: str = "val", context: int = PAST_FRAMES):  # fmt: skip
-        if len(clips) == 0:
-            raise ValueError(f"no {prefix} clips to evaluate on")
-        picks = torch.linspace(0, len(clips) - 1, min(count, len(clips))).round().long()
-        self.indices = picks.unique().tolist()  # fixed: the same clips at every evaluation
-        self.clips, self.batch_size, self.prefix, self.context = clips, batch_size, prefix, context
+        def loss(model, ids_BTN, motions_Bt):
+            return ar_loss(model, ids_BTN, motions_Bt, context)
 
-    @torch.no_grad()
-    def __call__(self, model: ARDynamics, step: int = 0) -> dict[str, float]:
-        device = model.head.weight.device
-        sums = dict.fromkeys(AR_EVAL_KEYS, 0.0)
-        for first in range(0, len(self.indices), self.batch_size):
-            chunk = self.indices[first : first + self.batch_size]
-            batch = {k: v.to(device) for k, v in self.clips.batch(chunk).items()}
-            _, metrics = ar_loss(model, batch["ids"], batch["motions"], self.context)
-            for key in AR_EVAL_KEYS:  # per-batch means, weighted by the batch's clip count
-                sums[key] += float(metrics[key]) * len(chunk)
-        return {f"{self.prefix}_{k}": v / len(self.indices) for k, v in sums.items()}
+        super().__init__(loss, AR_EVAL_KEYS, clips, count, batch_size, prefix)
+        self.context = context
 
 
 def check_ar_tokenizers(model: ARDynamics, tokenizer: nn.Module,

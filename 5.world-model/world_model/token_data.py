@@ -182,3 +182,31 @@ class TokenClips(Dataset):
         """The occupancy (T, X, Y, Z) uint8 that clip i's ids encode (for checks and figures)."""
         k, s = self.starts[i]
         return self.windows.occupancy[k][s : s + CLIP_FRAMES]
+
+
+class ClipEvaluator:
+    """`evaluate(model, step) -> {"<prefix>_<key>": mean}` of a teacher-forced
+    `loss(model, ids (B, T, L), motions (B, T - 1)) -> (loss, metrics)` on `count` fixed,
+    evenly spaced clips of a split (the same clips at every evaluation), each clip weighing
+    the same."""
+
+    def __init__(self, loss, keys, clips: TokenClips, count: int = 8, batch_size: int = 2,
+                 prefix: str = "val"):  # fmt: skip
+        if len(clips) == 0:
+            raise ValueError(f"no {prefix} clips to evaluate on")
+        picks = torch.linspace(0, len(clips) - 1, min(count, len(clips))).round().long()
+        self.indices = picks.unique().tolist()
+        self.loss, self.keys, self.clips = loss, tuple(keys), clips
+        self.batch_size, self.prefix = batch_size, prefix
+
+    @torch.no_grad()
+    def __call__(self, model: nn.Module, step: int = 0) -> dict[str, float]:
+        device = next(model.parameters()).device
+        sums = dict.fromkeys(self.keys, 0.0)
+        for first in range(0, len(self.indices), self.batch_size):
+            chunk = self.indices[first : first + self.batch_size]
+            batch = {k: v.to(device) for k, v in self.clips.batch(chunk).items()}
+            _, metrics = self.loss(model, batch["ids"], batch["motions"])
+            for key in self.keys:  # per-batch means, weighted by the batch's clip count
+                sums[key] += float(metrics[key]) * len(chunk)
+        return {f"{self.prefix}_{k}": v / len(self.indices) for k, v in sums.items()}

@@ -34,7 +34,7 @@ from world_model.config import Config
 from world_model.synthetic import synthetic_windows
 from world_model.tens_loss import tensformer_loss
 from world_model.tensformer import TENSFormer
-from world_model.token_data import TokenClips
+from world_model.token_data import ClipEvaluator, TokenClips
 from world_model.windows import ForecastWindows, load_windows
 
 EVAL_KEYS = ("scene_ce", "scene_accuracy", "motion_ce", "motion_accuracy")
@@ -118,32 +118,15 @@ def make_loss(quantizer: nn.Module):
     return loss_fn
 
 
-class TeacherForcedEvaluator:
+class TeacherForcedEvaluator(ClipEvaluator):
     """`evaluate(model, step) -> {"val_scene_ce", "val_scene_accuracy", "val_motion_ce",
-    "val_motion_accuracy"}` on `count` fixed, evenly spaced clips of a split, each clip
-    weighing the same."""
+    "val_motion_accuracy"}` of a TENSFormer on `count` fixed, evenly spaced clips of a split,
+    each clip weighing the same."""
 
     def __init__(self, quantizer: nn.Module, clips: TokenClips, count: int = 8,
                  batch_size: int = 2, prefix: str = "val"):  # fmt: skip
-        if len(clips) == 0:
-            raise ValueError(f"no {prefix} clips to evaluate on")
-        picks = torch.linspace(0, len(clips) - 1, min(count, len(clips))).round().long()
-        self.indices = picks.unique().tolist()  # fixed: the same clips at every evaluation
-        self.quantizer, self.clips, self.batch_size, self.prefix = (
-            quantizer,
-            clips,
-            batch_size,
-            prefix,
-        )
+        def loss(model, ids_BTL, motions_Bt):
+            return tensformer_loss(model, quantizer, ids_BTL, motions_Bt)
 
-    @torch.no_grad()
-    def __call__(self, model: TENSFormer, step: int = 0) -> dict[str, float]:
-        device = model.scene_head.weight.device
-        sums = dict.fromkeys(EVAL_KEYS, 0.0)
-        for first in range(0, len(self.indices), self.batch_size):
-            chunk = self.indices[first : first + self.batch_size]
-            batch = {k: v.to(device) for k, v in self.clips.batch(chunk).items()}
-            _, metrics = tensformer_loss(model, self.quantizer, batch["ids"], batch["motions"])
-            for key in EVAL_KEYS:  # per-batch means, weighted by the batch's clip count
-                sums[key] += float(metrics[key]) * len(chunk)
-        return {f"{self.prefix}_{k}": v / len(self.indices) for k, v in sums.items()}
+        super().__init__(loss, EVAL_KEYS, clips, count, batch_size, prefix)
+        self.quantizer = quantizer
