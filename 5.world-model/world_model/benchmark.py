@@ -26,6 +26,7 @@ import time
 from collections.abc import Mapping, Sequence
 
 import torch
+from tqdm.auto import tqdm
 
 from world_model.baselines import Codec, Forecaster, ceiling_forecast
 from world_model.forecast_scores import HORIZONS, HorizonCounts, benchmark_metrics, check_forecast
@@ -62,6 +63,7 @@ def run_benchmark(
     samples: int = 1000,
     seed: int = 0,
     prefix: str | None = None,
+    progress: bool = True,
 ) -> dict[str, float]:
     """Score every forecaster (and every ceiling: a codec applied to the TRUE future) on
     every window of `windows`; `forecast_scores.benchmark_metrics` names the keys, prefixed
@@ -73,7 +75,9 @@ def run_benchmark(
     names = [*forecasters, *ceilings]
     pairs = difference_pairs(names, references)
     counts = {name: HorizonCounts(windows.sequences, HORIZONS) for name in names}
-    for window in windows.batches(batch_size):
+    total, desc = -(-len(windows) // batch_size), f"{windows.split or 'windows'} benchmark"
+    batches = tqdm(windows.batches(batch_size), total=total, desc=desc, disable=not progress)
+    for window in batches:
         for name, forecaster in forecasters.items():
             counts[name].add(forecast(forecaster, window, name), window)
         for name, codec in ceilings.items():
