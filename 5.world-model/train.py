@@ -1,4 +1,4 @@
-"""Train chapter 5's world model on the driving world's tokens (pipeline built, not yet run).
+"""Train chapter 5's world model (the TENSFormer or the AR baseline) on the driving world's tokens.
 
     uv run 5.world-model/train.py --kind=tensformer               # debug: 2-core CPU
     uv run 5.world-model/train.py --kind=ar                       # the autoregressive baseline

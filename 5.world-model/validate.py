@@ -2,6 +2,7 @@
 
     uv run 5.world-model/validate.py                         # runs/5.world-model/tensformer-debug
     uv run 5.world-model/validate.py RUN [RUN ...] --splits=val --stride=2
+    uv run 5.world-model/validate.py runs/5.world-model/tensformer-debug runs/5.world-model/ar-debug
     uv run 5.world-model/validate.py --help                  # every option, typed
 
 For each run (a run folder, a checkpoint or an export), on every window of each split (or
@@ -17,6 +18,10 @@ every `stride`-th), with the run's own frozen tokenizer and train-fit motion bin
   1, 2, 3 s against the true one, beside a constant-velocity plan (`planning.py`).
 - **Speed** (`--speed`): milliseconds per forecast frame at batch 1 and at `batch_size`.
 
+Several runs (of the same data) are scored in one pass: the same windows and baselines, each
+run's ceiling (`ceiling_<name>`) and the paired differences of each later run minus the first
+(`ar_minus_tensformer`), so the AR baseline's row and its speed ratio sit beside the TENSFormer's.
+
 Prints the tables; writes `<results>/<run name>.json` (every metric, the command, the
 commit, the machine) unless `--results=`.
 """
@@ -25,9 +30,11 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from occupancy_tokenizer.ego import EgoMotionTokenizer
@@ -92,10 +99,21 @@ def split_windows(config: Config, split: str, stride: int = 1):
     return load_windows(split, config.data.preset, stride=stride, root=config.data.root or None)
 
 
-def load_world_model(path, device, args: Options):
-    """(model, config, step dir, tokenizer, motion tokenizer, forecaster) of a trained run:
-    its frozen tokenizer (multi-scale for the TENSFormer, single-scale for the AR baseline)
-    and its train-fit motion bins, as saved with the run."""
+class WorldModel(NamedTuple):
+    """A trained run, loaded: what scoring it needs."""
+
+    model: torch.nn.Module
+    config: Config
+    step_dir: Path  # the checkpoint read
+    tokenizer: torch.nn.Module  # its frozen scene tokenizer
+    motion_tokenizer: EgoMotionTokenizer  # its train-fit motion bins
+    forecaster: Callable  # the benchmark's Forecaster contract
+
+
+def load_world_model(path, device, args: Options) -> WorldModel:
+    """A trained run with its frozen tokenizer (multi-scale for the TENSFormer, single-scale
+    for the AR baseline), its train-fit motion bins as saved with the run, and its forecaster
+    at the sampling settings of `args`."""
     model, config, step_dir = load_model(path, Config, build_model, device=device)
     tokenizer = load_frozen_tokenizer(tokenizer_name(config), device, TOKENIZER_KINDS[config.kind])
     m = config.motion
@@ -106,7 +124,7 @@ def load_world_model(path, device, args: Options):
     else:
         forecaster = tensformer_forecaster(model, tokenizer, motion_tokenizer, args.temperature,
                                            args.top_k, args.top_p, args.seed)  # fmt: skip
-    return model, config, step_dir, tokenizer, motion_tokenizer, forecaster
+    return WorldModel(model, config, Path(step_dir), tokenizer, motion_tokenizer, forecaster)
 
 
 def planned_path(model, tokenizer, motion_tokenizer, window, args, seed: int) -> torch.Tensor:
@@ -133,10 +151,11 @@ def plan_scores(model, tokenizer, motion_tokenizer, windows, args, name: str) ->
 
 
 def draw_examples(forecasters: dict, windows, folders: list[Path], name: str,
-                  planner=None) -> list[Path]:  # fmt: skip
+                  planners: dict | None = None) -> list[Path]:  # fmt: skip
     """The middle window of the split: truth, warp_last and the forecasts (true and
-    alternative trajectories) as BEV strips; with `planner(window) -> motion tokens`, six
-    evenly spread windows' planned paths beside the truth and constant velocity."""
+    alternative trajectories) as BEV strips, `<name>_forecast_<split>.png`; for each of
+    `planners` ({model: window -> path}), six evenly spread windows' planned paths beside
+    the truth and constant velocity, `<model>_plan_<split>.png`."""
     middle = windows.batch([len(windows) // 2])
     rows = {"truth": middle.future[0]}
     for label, forecaster in forecasters.items():
@@ -144,67 +163,105 @@ def draw_examples(forecasters: dict, windows, folders: list[Path], name: str,
             rows[label] = forecaster(middle.past, middle.past_poses, middle.future_poses)[0]
     split, title = windows.split, f"{windows.split}: window {len(windows) // 2}, from above"
     saved = [forecast_strip(rows, f / f"{name}_forecast_{split}.png", title) for f in folders]
-    if planner is not None:
-        spread = windows.batch(torch.linspace(0, len(windows) - 1, 6).round().long().tolist())
-        T_f = spread.future_poses.shape[1]
+    spread = windows.batch(torch.linspace(0, len(windows) - 1, 6).round().long().tolist())
+    T_f = spread.future_poses.shape[1]
+    for planner_name, planner in (planners or {}).items():
         paths = {"truth": true_path(spread.past_poses, spread.future_poses),
-                 name: planner(spread),
+                 planner_name: planner(spread),
                  "constant_velocity": constant_velocity_path(spread.past_poses, T_f)}  # fmt: skip
         title = f"{split}: planned paths, last observed ego frame"
-        saved += [save_plan_figure(paths, f / f"{name}_plan_{split}.png", title) for f in folders]
+        saved += [save_plan_figure(paths, f / f"{planner_name}_plan_{split}.png", title)
+                  for f in folders]  # fmt: skip
     return saved
 
 
-def validate_run(path: str, args: Options) -> dict:
+def model_names(paths, kinds) -> list[str]:
+    """Each run's name in the tables: its kind, or its folder's name when two runs share one."""
+    if len(set(kinds)) == len(kinds):
+        return list(kinds)
+    names = [Path(p).name for p in paths]
+    if len(set(names)) != len(names):
+        raise ValueError(f"runs {list(paths)} share their kind and their folder's name")
+    return names
+
+
+def validate_runs(paths, args: Options) -> dict[str, dict]:
+    """Every run scored in ONE benchmark pass per split: the same windows, the same baselines,
+    and with several runs the paired differences between them (each run minus the first:
+    `ar_minus_tensformer`). Returns {run: its record}; the benchmark's metrics are in each."""
     seed_everything(args.seed)
     device = pick_device(args.device)
-    loaded = load_world_model(path, device, args)
-    model, config, step_dir, tokenizer, motion_tokenizer, forecaster = loaded
-    name = config.kind
-    plans = config.kind == "tensformer"  # the AR baseline has no motion head: no plan
-    record = {"run": str(path), "checkpoint": str(step_dir), "kind": config.kind,
-              "tokenizer": config.data.tokenizer, "sampling": {
-                  "temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p,
-                  "seed": args.seed}, "stride": args.stride}  # fmt: skip
+    runs = {p: load_world_model(p, device, args) for p in paths}
+    names = dict(zip(paths, model_names(paths, [r.config.kind for r in runs.values()])))
+    sources = {(r.config.data.preset, r.config.data.root) for r in runs.values()}
+    if len(sources) > 1:
+        raise ValueError(f"the runs read different data {sorted(sources)}: score them apart")
+    first = runs[paths[0]].config
+    records = {p: run_header(p, names[p], r, args) for p, r in runs.items()}
+    planners = {names[p]: partial(planned_path, r.model, r.tokenizer, r.motion_tokenizer,
+                                  args=args, seed=args.seed)
+                for p, r in runs.items() if r.config.kind == "tensformer"}  # fmt: skip
     for split in args.splits:
-        windows = split_windows(config, split, args.stride)
-        forecasters = {**standard_baselines(windows.grid), name: forecaster}
-        alternatives = [f"{name}_{alt}" for alt in args.control]
-        for alt, alt_name in zip(args.control, alternatives, strict=True):
-            forecasters[alt_name] = with_trajectory(forecaster, ALTERNATIVES[alt])
-        ceilings = {"ceiling": tokenizer_codec(tokenizer)}
+        windows = split_windows(first, split, args.stride)
+        forecasters, ceilings, alternatives = {**standard_baselines(windows.grid)}, {}, []
+        for p, run in runs.items():
+            name = names[p]
+            forecasters[name] = run.forecaster
+            for alt in args.control:
+                forecasters[f"{name}_{alt}"] = with_trajectory(run.forecaster, ALTERNATIVES[alt])
+                alternatives.append(f"{name}_{alt}")
+            ceiling = "ceiling" if len(runs) == 1 else f"ceiling_{name}"
+            ceilings[ceiling] = tokenizer_codec(run.tokenizer)
+        # later runs minus the first: it is a reference, after the alternatives (whose
+        # differences are "<model>_minus_<model>_<alt>")
+        others = [names[paths[0]]] if len(runs) > 1 else []
+        references = (*REFERENCES, *alternatives, *others)
         start = time.perf_counter()
-        metrics = run_benchmark(windows, forecasters, ceilings, (*REFERENCES, *alternatives),
-                                args.batch_size, args.samples)  # fmt: skip
-        record |= {f"{split}_windows": len(windows), f"{split}_sequences": windows.sequences,
-                   f"{split}_benchmark_seconds": round(time.perf_counter() - start, 1),
-                   **metrics}  # fmt: skip
+        metrics = run_benchmark(windows, forecasters, ceilings, references, args.batch_size,
+                                args.samples)  # fmt: skip
+        shared = {f"{split}_windows": len(windows), f"{split}_sequences": windows.sequences,
+                  f"{split}_benchmark_seconds": round(time.perf_counter() - start, 1),
+                  **metrics}  # fmt: skip
         print(f"\n{split}: {len(windows)} windows of {windows.sequences} sequences\n")
         print(benchmark_table(metrics, split, [*forecasters, *ceilings]))
-        for other in ("copy_last", "warp_last", *alternatives):
-            key = f"{split}_{name}_minus_{other}_mean_mIoU_occ3d"
-            low, high = metrics[key + "_ci_low"], metrics[key + "_ci_high"]
-            print(f"{name} - {other}, mean mIoU: {metrics[key]:+.1f} [{low:+.1f}, {high:+.1f}]")
-        folders = [Path(step_dir).parent.parent / "validation"]
+        for name in names.values():
+            alts = [f"{name}_{alt}" for alt in args.control]
+            for other in ["copy_last", "warp_last", *alts, *(o for o in others if o != name)]:
+                print(difference_line(metrics, split, name, other))
+        folders = [r.step_dir.parent.parent / "validation" for r in runs.values()]
         folders += [Path(args.figures)] if args.figures else []
         shown = {k: v for k, v in forecasters.items() if k != "copy_last"}
-        planner = None
-        if plans:  # the model's own path for the plan picture
-            planner = partial(planned_path, model, tokenizer, motion_tokenizer, args=args,
-                              seed=args.seed)  # fmt: skip
         with torch.no_grad():
-            pictures = draw_examples(shown, windows, folders, name, planner)
-        record[f"{split}_pictures"] = [str(p) for p in pictures]
-        if args.plan and plans:
-            plan = plan_scores(model, tokenizer, motion_tokenizer, windows, args, name)
-            record |= plan
-            print(planning_table(plan, split, name))
+            pictures = draw_examples(shown, windows, folders, "_".join(names.values()), planners)
+        for p, run in runs.items():
+            records[p] |= shared | {f"{split}_pictures": [str(f) for f in pictures]}
+            if args.plan and names[p] in planners:
+                plan = plan_scores(run.model, run.tokenizer, run.motion_tokenizer, windows, args,
+                                   names[p])  # fmt: skip
+                records[p] |= plan
+                print(planning_table(plan, split, names[p]))
     if args.speed:
-        windows = split_windows(config, args.splits[0])
-        speed = forecast_speed(forecaster, windows, args.batch_size)
-        record |= {f"{name}_{k}": round(v, 2) for k, v in speed.items()}
-        print("\nspeed:", ", ".join(f"{k} {v:.1f}" for k, v in speed.items()))
-    return record
+        windows = split_windows(first, args.splits[0])
+        for p, run in runs.items():
+            speed = forecast_speed(run.forecaster, windows, args.batch_size)
+            records[p] |= {f"{names[p]}_{k}": round(v, 2) for k, v in speed.items()}
+            print(f"\n{names[p]} speed:", ", ".join(f"{k} {v:.1f}" for k, v in speed.items()))
+    return records
+
+
+def run_header(path, name: str, run: WorldModel, args: Options) -> dict:
+    """What a run's record starts with: which run, checkpoint, kind, tokenizer, sampling."""
+    sampling = {"temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p,
+                "seed": args.seed}  # fmt: skip
+    return {"run": str(path), "checkpoint": str(run.step_dir), "kind": run.config.kind,
+            "name": name, "tokenizer": tokenizer_name(run.config), "sampling": sampling,
+            "stride": args.stride}  # fmt: skip
+
+
+def difference_line(metrics: dict, split: str, name: str, other: str) -> str:
+    key = f"{split}_{name}_minus_{other}_mean_mIoU_occ3d"
+    low, high = metrics[key + "_ci_low"], metrics[key + "_ci_high"]
+    return f"{name} - {other}, mean mIoU: {metrics[key]:+.1f} [{low:+.1f}, {high:+.1f}]"
 
 
 def planning_table(plan: dict, split: str, name: str) -> str:
@@ -223,9 +280,9 @@ def main(argv=None) -> dict[str, dict]:
     args = parse_command(Options, argv, positional="runs")
     words = sys.argv[1:] if argv is None else list(argv)
     results = {}
-    for run in args.runs or [str(RUNS_DIR / "tensformer-debug")]:
-        print(f"\n## {run}")
-        record = validate_run(run, args)
+    runs = list(args.runs or [str(RUNS_DIR / "tensformer-debug")])
+    print("\n## " + ", ".join(runs))
+    for run, record in validate_runs(runs, args).items():
         record |= {"command": " ".join(["validate.py", *words]), "git_commit": git_commit(),
                    "machine": machine_description(pick_device(args.device)),
                    "intervals": "95%, seeded bootstrap over sequences"}  # fmt: skip

@@ -181,7 +181,7 @@ def report(rows: list[dict], keys: Sequence[str], device: torch.device, jsonl: P
     machine = machine_description(device)
     print(f"\n{machine}, torch {torch.__version__}\n")
     lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-    lines += ["| " + " | ".join(str(r[k]) for k in keys) + " |" for r in rows]
+    lines += ["| " + " | ".join(str(r.get(k, "-")) for k in keys) + " |" for r in rows]
     print("\n".join(lines))
     with Path(jsonl).open("a") as f:
         for row in rows:
@@ -194,20 +194,23 @@ def run_benchmark(
     argv: Sequence[str] | None,
     options: type,
     presets: Mapping[str, Callable],
-    measure: Callable[[str, Any, torch.device, dict], dict],
+    measure: Callable[[str, Any, torch.device, dict], dict | list[dict]],
     keys: Sequence[str],
     jsonl: Path,
 ) -> list[dict]:
     """A chapter's benchmark command: parse `argv` (default: the command line) into the
     chapter's `options` dataclass (with `presets`, `device`) and dotted config overrides, then
-    for each preset print `measure(name, options, device, overrides)`'s row as JSON as it
-    comes, and at the end `report` them all to `jsonl`. Returns the rows."""
+    for each preset print `measure(name, options, device, overrides)`'s row (or rows: one
+    per model a chapter compares) as JSON as it comes, and at the end `report` them all to
+    `jsonl`. Returns the rows."""
     own, overrides = split_overrides(sys.argv[1:] if argv is None else argv)
     args = parse_command(options, own)
     device = pick_device(args.device)
     rows = []
     for name in preset_names(args.presets, presets, device, overrides):
-        rows.append(measure(name, args, device, overrides))
-        print(json.dumps(rows[-1]))
+        measured = measure(name, args, device, overrides)
+        for row in measured if isinstance(measured, list) else [measured]:
+            rows.append(row)
+            print(json.dumps(row))
     report(rows, keys, device, jsonl)
     return rows

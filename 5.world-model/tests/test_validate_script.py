@@ -66,7 +66,12 @@ def test_an_ar_run_beside_a_tensformer_run_gets_the_speed_ratio(
                              "--device=cpu", "--control="])  # fmt: skip
     record = results[str(ar)]
     assert record["kind"] == "ar" and "val_ar_minus_warp_last_mean_mIoU_occ3d" in record
-    assert not any(k.startswith("val_plan_") for k in record)  # no motion head, no plan
+    assert not any(k.startswith("val_plan_ar") for k in record)  # no motion head, no plan
+    both = results[str(tens)]
+    for key in ("val_ar_minus_tensformer_mean_mIoU_occ3d_ci_low",
+                "val_ceiling_ar_mean_IoU_occ3d", "val_ceiling_tensformer_mean_IoU_occ3d",
+                "val_tensformer_minus_warp_last_1s_mIoU_occ3d"):  # fmt: skip
+        assert record[key] == both[key], key  # one benchmark pass scored both runs
     ratio = record["ar_ms_per_frame_batch1"] / results[str(tens)]["tensformer_ms_per_frame_batch1"]
     assert record["ar_over_tensformer_ms_per_frame_batch1"] == round(ratio, 2)
 
