@@ -8,6 +8,8 @@ A checkpoint is a folder `<out_dir>/checkpoints/step_000500/` holding
                         without unpickling code
     config.json         the full run config
     state.json          the step, the latest metrics and anything else the run wants back
+    ema.safetensors     only when the run keeps an EMA of its weights (`worldmodels/ema.py`):
+                        the averaged trainable parameters, by name
 
 The folder is written under a temporary name (`.tmp_*`) and renamed into place in one step,
 then `latest.json` is replaced atomically to point at it: an interrupted write (kill -9, a
@@ -34,7 +36,9 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from worldmodels.config import ConfigError, from_dict
-from worldmodels.faults import assert_finite
+from worldmodels.ema import EMA
+from worldmodels.ema import FILE as EMA_FILE
+from worldmodels.faults import assert_finite, assert_finite_tensors
 
 C = TypeVar("C")  # a config dataclass
 M = TypeVar("M", bound=nn.Module)
@@ -120,15 +124,20 @@ def save_checkpoint(
     state: dict[str, Any] | None = None,
     keep: int = 2,
     rng: list[dict[str, Any] | None] | None = None,
+    ema: EMA | None = None,
 ) -> Path:
     """Save to `<out_dir>/checkpoints/step_XXXXXX/` atomically; keep the newest `keep` ones.
 
     `rng` holds the RNG state of every rank (None where a rank's state is unknown); by
-    default, this process's state as the only rank.
+    default, this process's state as the only rank. `ema`: the run's weight average, written
+    to ema.safetensors.
     """
     if not isinstance(keep, int) or keep < 1:
         raise ValueError(f"keep={keep!r}: expected an integer >= 1 (the new checkpoint is kept)")
     assert_finite(unwrap(model), step)
+    averaged = ema.state_dict() if ema is not None else None
+    if averaged is not None:
+        assert_finite_tensors(averaged, step, "EMA weights")
     root = Path(out_dir) / "checkpoints"
     final = root / f"step_{step:06d}"
     try:
@@ -137,6 +146,8 @@ def save_checkpoint(
         tmp = Path(tempfile.mkdtemp(dir=root, prefix=".tmp_"))
         try:
             _write_step(tmp, step, model, optimizer, config, state, rng)
+            if averaged is not None:
+                save_file(averaged, tmp / EMA_FILE)
             if final.exists():  # the same step saved twice (e.g. interrupted right after)
                 shutil.rmtree(final)
             os.replace(tmp, final)
@@ -253,12 +264,30 @@ def load_weights(step_dir: Path, model: nn.Module, strict: bool = True) -> None:
         ) from None
 
 
+def read_ema(step_dir: Path, ema: EMA) -> dict[str, torch.Tensor] | None:
+    """The checkpoint's EMA weights, checked against `ema`; None when it has none (a run
+    without EMA, or one saved before the option existed)."""
+    file = Path(step_dir) / EMA_FILE
+    if not file.exists():
+        return None
+    try:
+        tensors = load_file(file)
+    except (SafetensorError, OSError, ValueError) as err:
+        raise CheckpointError(f"{file} is corrupt and cannot be read ({err})") from None
+    try:
+        ema.check(tensors)
+    except ValueError as err:
+        raise CheckpointError(f"{file} does not fit this model: {err}") from None
+    return tensors
+
+
 def load_model(
     path: Path | str,
     config_cls: type[C],
     build: Callable[[C], M],
     section: str | None = None,
     device: str | torch.device = "cpu",
+    ema: bool = False,
 ) -> tuple[M, C, Path]:
     """(model in eval mode on `device`, its config, the step folder) from a run folder, a
     checkpoint or an exported folder.
@@ -266,6 +295,8 @@ def load_model(
     The model is rebuilt from the checkpoint's own config.json: `config_cls` is read from
     the whole file, or from its `section` (e.g. "model" of a run config), and `build(config)`
     makes the model the weights are loaded into, so a checkpoint of any preset loads.
+    `ema=True` loads the run's averaged weights (ema.safetensors, what its evaluation used)
+    over the trained ones; a CheckpointError when the run kept none.
     """
     step_dir = find_checkpoint(Path(path))
     file = step_dir / "config.json"
@@ -280,6 +311,16 @@ def load_model(
         raise CheckpointError(f"{file} is not a {config_cls.__name__}: {err}") from None
     model = build(config)
     load_weights(step_dir, model)
+    if ema:
+        average = EMA(model, decay=0.0)
+        tensors = read_ema(step_dir, average)
+        if tensors is None:
+            raise CheckpointError(
+                f"{step_dir} holds no {EMA_FILE}: the run kept no EMA (RunConfig.ema_decay "
+                "was 0); load it without ema=True"
+            )
+        average.load_state_dict(tensors)
+        average.copy_to(model)
     return model.to(device).eval(), config, step_dir
 
 
@@ -318,13 +359,19 @@ def _read_optimizer_file(file: Path, optimizer: torch.optim.Optimizer, rank: int
 
 
 def load_checkpoint(
-    path: Path, model: nn.Module, optimizer: torch.optim.Optimizer | None = None, rank: int = 0
+    path: Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer | None = None,
+    rank: int = 0,
+    ema: EMA | None = None,
 ) -> dict[str, Any]:
-    """Load weights (and optimizer + this rank's RNG state when given an optimizer).
+    """Load weights (and optimizer + this rank's RNG state when given an optimizer; and the
+    weight average into `ema` when given one).
 
-    Returns state.json plus "checkpoint" (the step folder) and "rng_restored" (False when
-    the checkpoint holds no RNG state for `rank`). Everything is checked before anything
-    is loaded.
+    Returns state.json plus "checkpoint" (the step folder), "rng_restored" (False when
+    the checkpoint holds no RNG state for `rank`) and "ema_restored" (False when it holds no
+    ema.safetensors: `ema` then restarts at the loaded weights). Everything is checked
+    before anything is loaded.
     """
     step_dir = find_checkpoint(path)
     state = read_state(step_dir)
@@ -332,7 +379,14 @@ def load_checkpoint(
     opt = rng = None
     if optimizer is not None:
         opt, rng = _read_optimizer_file(step_dir / "optimizer.pt", optimizer, rank)
+    averaged = read_ema(step_dir, ema) if ema is not None else None
     load_weights(step_dir, model)
+    if ema is not None:
+        if averaged is not None:
+            ema.load_state_dict(averaged)
+        else:  # a checkpoint from before the EMA was on: the average starts here
+            ema.copy_from(unwrap(model))
+        state["ema_restored"] = averaged is not None
     if optimizer is None:
         return state
     try:

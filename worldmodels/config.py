@@ -77,6 +77,9 @@ class RunConfig:
     beta1: float = 0.9
     beta2: float = 0.99
     grad_clip: float = 1.0  # max global gradient norm; 0 disables clipping
+    # 0 = off; else after each step ema = ema_decay * ema + (1 - ema_decay) * weights, and
+    # evaluation and ema.safetensors use the average (worldmodels/ema.py)
+    ema_decay: float = 0.0
     log_every: int = 10  # steps between lines of the JSONL log
     eval_every: int = 250  # steps between evaluations; 0 evaluates only at the end
     checkpoint_every: int = 250  # steps between checkpoints; the last step is always saved
@@ -99,6 +102,7 @@ class RunConfig:
         require(self, "min_lr_ratio", 0 <= self.min_lr_ratio <= 1, "in [0, 1]")
         require(self, "weight_decay", 0 <= self.weight_decay < math.inf, "a finite number >= 0")
         require(self, "grad_clip", 0 <= self.grad_clip < math.inf, ">= 0 (0 = no clipping)")
+        require(self, "ema_decay", 0 <= self.ema_decay < 1, "in [0, 1) (0 = no EMA)")
         for name in ("beta1", "beta2"):
             require(self, name, 0 <= getattr(self, name) < 1, "in [0, 1)")
         require(self, "dtype", self.dtype in DTYPE_NAMES, f"one of {DTYPE_NAMES}")

@@ -79,15 +79,19 @@ def assert_finite(model: nn.Module, step: int) -> None:
     Called before every save: the log checks the loss only every `log_every` steps, and a
     non-finite checkpoint made `latest` would be what --resume reloads.
     """
-    params = dict(model.named_parameters())
-    if not params:
+    assert_finite_tensors(dict(model.named_parameters()), step)
+
+
+def assert_finite_tensors(tensors: dict[str, torch.Tensor], step: int, what: str = "weights"):
+    """`assert_finite` of named tensors (the model's parameters, an EMA of them)."""
+    if not tensors:
         return
-    finite = torch.stack([p.detach().isfinite().all() for p in params.values()])
+    finite = torch.stack([p.detach().isfinite().all() for p in tensors.values()])
     if bool(finite.all()):  # one device sync for the whole model
         return
-    bad = [name for name, ok in zip(params, finite.tolist()) if not ok]
+    bad = [name for name, ok in zip(tensors, finite.tolist()) if not ok]
     raise FloatingPointError(
-        f"the weights are not finite at step {step} (NaN or inf in {', '.join(bad[:5])}); "
+        f"the {what} are not finite at step {step} (NaN or inf in {', '.join(bad[:5])}); "
         "not saving them over the last good checkpoint. Lower --lr, raise --warmup_steps "
         "or set --grad_clip, then --resume from the last checkpoint"
     )

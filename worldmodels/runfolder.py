@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -35,6 +36,7 @@ from worldmodels.checkpoint import (
     write_json_atomic,
 )
 from worldmodels.config import ConfigError, RunConfig
+from worldmodels.ema import EMA
 from worldmodels.runlog import truncate_log
 from worldmodels.runtime import Runtime
 
@@ -131,6 +133,22 @@ def _is_safe(key: str) -> bool:
     return section.split(".")[-1] == "run" and name in RESUME_SAFE_KEYS
 
 
+# RunConfig keys added after runs were saved, with the value that means what such a run did
+# (an older config.json lacks them): resuming it with that value changes nothing.
+RUN_DEFAULTS = {
+    f.name: f.default for f in dataclasses.fields(RunConfig) if f.default is not dataclasses.MISSING
+}
+
+
+def _saved_value(before: dict[str, Any], key: str) -> Any:
+    if key in before:
+        return before[key]
+    section, _, name = key.rpartition(".")
+    if section.split(".")[-1] == "run" and name in RUN_DEFAULTS:
+        return RUN_DEFAULTS[name]
+    return "<absent>"
+
+
 def check_resume_config(
     saved: dict[str, Any], new: dict[str, Any], allow: bool, source: Path
 ) -> dict[str, list]:
@@ -141,9 +159,9 @@ def check_resume_config(
     before, after = _flatten(json.loads(json.dumps(saved))), _flatten(json.loads(json.dumps(new)))
     switches = ("run.resume", "run.allow_config_change")  # how to start, not what to run
     changed = {
-        key: [before.get(key, "<absent>"), after.get(key, "<absent>")]
+        key: [_saved_value(before, key), after.get(key, "<absent>")]
         for key in sorted(set(before) | set(after))
-        if before.get(key, "<absent>") != after.get(key, "<absent>") and key not in switches
+        if _saved_value(before, key) != after.get(key, "<absent>") and key not in switches
     }
     unsafe = {key: pair for key, pair in changed.items() if not _is_safe(key)}
     if unsafe and not allow:
@@ -164,12 +182,15 @@ def resume_run(
     run: RunConfig,
     runtime: Runtime,
     config: dict[str, Any],
+    ema: EMA | None = None,
 ) -> tuple[int, dict[str, Any], dict[str, list]]:
     """Load the newest complete checkpoint of `out_dir` once it is known to be this run's.
 
     Checks, before anything is loaded: state.json (an integer step >= 0 that matches its
     folder and is <= run.steps), the config diff, the number of processes. Then drops the
-    log lines after the checkpoint's step. Returns (step, metrics, changed keys).
+    log lines after the checkpoint's step. Returns (step, metrics, changed keys). `ema`, the
+    run's weight average, is restored too (or restarted at the weights, when the checkpoint
+    has none: ema_decay turned on with --allow_config_change).
     """
     step_dir = find_checkpoint(out_dir)
     state = read_state(step_dir)
@@ -192,7 +213,13 @@ def resume_run(
                 "--allow_config_change to continue anyway)"
             )
         changed["world_size"] = [saved_world, runtime.world_size]
-    state = load_checkpoint(step_dir, model, optimizer, rank=runtime.rank)
+    state = load_checkpoint(step_dir, model, optimizer, rank=runtime.rank, ema=ema)
+    if ema is not None and not state["ema_restored"]:
+        warnings.warn(
+            f"{step_dir} holds no EMA weights: the average restarts at step {state['step']}'s "
+            "weights",
+            stacklevel=2,
+        )
     if not state["rng_restored"]:
         warnings.warn(
             f"{step_dir / 'optimizer.pt'} holds no RNG state for rank {runtime.rank} (saved "

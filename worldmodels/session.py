@@ -1,15 +1,17 @@
 """What surrounds the training loop, so that `trainer.train` reads as the loop itself.
 
-`TrainingSession` sets a run up (run folder, optimizer, `--resume`, torch.compile, DDP, the
-loss scaler, the batches, the log, the progress bar), then serves the loop: `save` and
-`evaluate` at its checkpoints, `begin_step`/`end_step` around each update, and, as a context
-manager, the fault rules of `faults.py`: while inside, SIGINT/SIGTERM only set a flag, and an
-error raised by the loop saves the last whole step before it propagates. `MetricWindow`
-averages the logged metrics with one device sync per log line.
+`TrainingSession` sets a run up (run folder, optimizer, the weight average, `--resume`,
+torch.compile, DDP, the loss scaler, the batches, the log, the progress bar), then serves the
+loop: `save` and `evaluate` at its checkpoints, `begin_step`/`update_ema`/`end_step` around
+each update, and, as a context manager, the fault rules of `faults.py`: while inside,
+SIGINT/SIGTERM only set a flag, and an error raised by the loop saves the last whole step
+before it propagates. `MetricWindow` averages the logged metrics with one device sync per
+log line.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 import time
@@ -25,6 +27,7 @@ from tqdm import tqdm  # a text bar: readable in terminals and in stored noteboo
 
 from worldmodels.checkpoint import rng_state, save_checkpoint, unwrap
 from worldmodels.config import RunConfig
+from worldmodels.ema import EMA
 from worldmodels.faults import StopRequest, save_after_error
 from worldmodels.runfolder import prepare_out_dir, record_final_metrics, resume_run
 from worldmodels.runlog import RunLog, write_run_info
@@ -79,10 +82,12 @@ class TrainingSession:
         runtime.barrier()
         model.to(runtime.device)
         self.optimizer = build_optimizer(model, run, runtime.device)
+        # The weight average (RunConfig.ema_decay > 0): what evaluation and ema.safetensors use.
+        self.ema = EMA(unwrap(model), run.ema_decay) if run.ema_decay > 0 else None
         self.start_step, self.history, changed = 0, {}, {}
         if run.resume:
             self.start_step, self.history, changed = resume_run(
-                out_dir, model, self.optimizer, run, runtime, config
+                out_dir, model, self.optimizer, run, runtime, config, self.ema
             )
         if runtime.is_main:
             extra = {"changed": changed} if changed else {}
@@ -134,6 +139,12 @@ class TrainingSession:
     def begin_step(self) -> None:
         self.position.in_step, self.step_rng = True, rng_state()
 
+    def update_ema(self) -> None:
+        """After the optimizer's update: ema = decay * ema + (1 - decay) * weights (if on).
+        Still inside the update (`position.updating`): an error here saves nothing."""
+        if self.ema is not None:
+            self.ema.update(unwrap(self.model))
+
     def end_step(self) -> int:
         """The update is whole: count it. Returns the number of steps done."""
         self.step += 1
@@ -154,10 +165,13 @@ class TrainingSession:
         return bool(self.signum)
 
     def evaluate(self, step: int) -> None:
+        """Held-out metrics of the model, with the EMA weights when the run keeps an EMA (the
+        model's own are back in place after)."""
         if self.evaluate_fn is not None and self.runtime.is_main:
             plain = unwrap(self.model)
             plain.eval()
-            with torch.no_grad(), self.runtime.autocast():
+            averaged = contextlib.nullcontext() if self.ema is None else self.ema.applied(plain)
+            with torch.no_grad(), self.runtime.autocast(), averaged:
                 metrics = {f"eval/{k}": float(v) for k, v in self.evaluate_fn(plain, step).items()}
             plain.train()
             self.history.update(metrics)
@@ -178,7 +192,7 @@ class TrainingSession:
             state = {"metrics": self.history, "world_size": runtime.world_size}
             try:
                 save_checkpoint(self.out_dir, step, self.model, self.optimizer, self.config,
-                                state, self.run.keep_checkpoints, ranks)  # fmt: skip
+                                state, self.run.keep_checkpoints, ranks, self.ema)  # fmt: skip
             except Exception as err:  # noqa: BLE001 (re-raised below, on every rank)
                 error = err
         if collective and runtime.max_over_ranks(error is not None):

@@ -7,9 +7,10 @@ A chapter supplies only what is its own lesson:
 
 and `train` does the rest: device placement, AdamW with warmup + cosine, gradient clipping,
 autocast, optional `torch.compile`, DDP under `torchrun`, a tqdm bar with live metrics, a JSONL
-log, periodic evaluation, atomic checkpoints and `--resume` (see `steps.py` for the batches
-and `optimizer_step`, `session.py` for what surrounds the loop, `checkpoint.py`, `runfolder.py`
-for the lock and resume's checks).
+log, periodic evaluation, atomic checkpoints and `--resume`; with `ema_decay > 0`, an average
+of the weights that evaluation uses and checkpoints keep (`ema.py`). See `steps.py` for the
+batches and `optimizer_step`, `session.py` for what surrounds the loop, `checkpoint.py`,
+`runfolder.py` for the lock and resume's checks.
 
 What it promises when things go wrong (`faults.py`; tested in tests/test_faults.py):
 - SIGINT / SIGTERM only set a flag; the run saves at the next step boundary and stops, so a
@@ -82,6 +83,7 @@ def train(
                     move_to(batch, runtime.device), run.grad_clip, runtime.autocast(),
                     session.position,  # .updating: an error now leaves half-updated weights
                 )  # fmt: skip
+                session.update_ema()  # ema = decay * ema + (1 - decay) * weights, when on
                 step = session.end_step()  # the update is whole: count it
                 window.add({"loss": loss, **metrics})
                 if step % run.log_every == 0 or step == run.steps:
