@@ -1,5 +1,5 @@
-"""The TENSFormer and the AR baseline side by side, per preset: training throughput (clips/s,
-tokens/s, MFU) and generation speed (milliseconds per forecast frame).
+"""The TENSFormer, the AR baseline and MaskGIT side by side, per preset: training throughput
+(clips/s, tokens/s, MFU) and generation speed (milliseconds per forecast frame).
 
     uv run 5.world-model/benchmark.py                          # debug (+ prototype on a GPU)
     uv run 5.world-model/benchmark.py --presets=debug,prototype --kinds=tensformer
@@ -7,19 +7,20 @@ tokens/s, MFU) and generation speed (milliseconds per forecast frame).
 
 Training. A step is the trainer's own step, `worldmodels.steps.optimizer_step` (forward under
 autocast, the run's loss: teacher-forced cross-entropy on the 6 future frames of an 11-frame
-clip, scaled backward, gradient clipping, AdamW), on a batch of the preset's shape whose token
-ids and motion tokens are uniform random draws (the FLOPs and the time of a step do not depend
-on which ids they are). MFU counts the FLOPs of one step (`count_flops`) against the measured
-matmul peak of the device at that dtype.
+clip, or MaskGIT's Algorithm 1 on the clip; scaled backward, gradient clipping, AdamW), on a
+batch of the preset's shape whose token ids and motion tokens are uniform random draws (the
+FLOPs and the time of a step do not depend on which ids they are). MFU counts the FLOPs of one
+step (`count_flops`) against the measured matmul peak of the device at that dtype.
 
-Generation. The model's own forecast of the 6 future frames from 5 past frames of tokens, with
-its KV cache, as validate.py calls it, at batch 1 and at the preset's batch: the TENSFormer
-draws a frame in n scale steps (n = 6 scales at debug and prototype), the AR baseline in N =
-h * w token steps. The scene tokenizer's encoding of the past and decoding of the future are
-left out (validate.py's `--speed` times the whole forecaster, tokenizer included), and the
-model is eager (a compiled step compiles `forward`; generation calls the blocks directly).
-`gen_ms_per_frame_b1` and `gen_ms_per_frame_bB` are the median of 3 timed calls after one
-untimed call, divided by the frames forecast.
+Generation. The model's own forecast of the 6 future frames from 5 past frames of tokens, as
+validate.py calls it, at batch 1 and at the preset's batch: the TENSFormer draws a frame in n
+scale steps (n = 6 scales at debug and prototype) and the AR baseline in N = h * w token
+steps, both with their KV cache; MaskGIT draws all 6 frames at once in 10 steps of Algorithm
+2 (no guidance; each step one pass over the whole clip). The scene tokenizer's encoding of the
+past and decoding of the future are left out (validate.py's `--speed` times the whole
+forecaster, tokenizer included), and the model is eager (a compiled step compiles `forward`;
+generation calls the blocks directly). `gen_ms_per_frame_b1` and `gen_ms_per_frame_bB` are the
+median of 3 timed calls after one untimed call, divided by the frames forecast.
 
 The frozen tokenizers (chapter 3's, from `pretrained/`) set the token grids and codebooks; the
 motion bins are the preset's (their range does not change the cost). Results are printed as a
@@ -48,6 +49,7 @@ from world_model.config import (
     tokenizer_name,
 )
 from world_model.generate import generate
+from world_model.maskgit_forecast import sample_future
 from world_model.token_data import CLIP_FRAMES
 from world_model.training import build_model, load_frozen_tokenizer, loss_for
 from world_model.windows import FUTURE_FRAMES, PAST_FRAMES
@@ -60,12 +62,12 @@ HERE = Path(__file__).resolve().parent
 
 @dataclass
 class Options:
-    """The TENSFormer and the AR baseline side by side per preset: training throughput and
-    generation speed.
+    """The TENSFormer, the AR baseline and MaskGIT side by side per preset: training throughput
+    and generation speed.
 
     uv run 5.world-model/benchmark.py [--key=value ...] [--section.key=value ...]"""
 
-    kinds: tuple[str, ...] = KINDS  # tensformer, ar
+    kinds: tuple[str, ...] = KINDS  # tensformer, ar, maskgit
     presets: str = ""  # comma-separated; "" = debug on a CPU, debug,prototype on a GPU
     device: str = "auto"  # auto | cpu | cuda | mps
     steps: int = 3  # timed training steps per preset and kind
@@ -88,18 +90,20 @@ def completed(name: str, kind: str, overrides: dict, device):
 
 
 def tokens_per_frame(config) -> int:
-    """L: the tokens of one frame (all scales for the TENSFormer, h * w for the AR)."""
-    if config.kind == "ar":
-        h, w = config.ar.token_grid
+    """L: the tokens of one frame (all scales for the TENSFormer, h * w for AR and MaskGIT)."""
+    if config.kind in ("ar", "maskgit"):
+        h, w = getattr(config, config.kind).token_grid
         return h * w
     return sum(s * s for s in config.model.scales)
 
 
 def random_clips(config, batch: int, device) -> dict:
     """{"ids": (B, T, L), "motions": (B, T - 1)}: uniform random tokens of a clip's shape."""
-    section = config.ar if config.kind == "ar" else config.model
-    codes = section.vocab_size if config.kind == "ar" else section.codebook_size
-    motions = section.num_actions if config.kind == "ar" else section.motion_vocab
+    if config.kind == "ar":
+        codes, motions = config.ar.vocab_size, config.ar.num_actions
+    else:
+        section = config.maskgit if config.kind == "maskgit" else config.model
+        codes, motions = section.codebook_size, section.motion_vocab
     generator = torch.Generator().manual_seed(0)
     ids = torch.randint(codes, (batch, CLIP_FRAMES, tokens_per_frame(config)), generator=generator)
     moves = torch.randint(motions, (batch, CLIP_FRAMES - 1), generator=generator)
@@ -117,6 +121,8 @@ def forecast_tokens(model, config, tokenizer, clips: dict) -> None:
             T = tokens.shape[1]
             frame = model.generate_next(tokens, motions[:, :T], 1.0, 1.0, None)
             tokens = torch.cat([tokens, frame[:, None]], dim=1)
+    elif config.kind == "maskgit":
+        sample_future(model, ids[:, :PAST_FRAMES], motions, FUTURE_FRAMES)
     else:
         past_motions = motions[:, : PAST_FRAMES - 1]
         future_motions = motions[:, PAST_FRAMES - 1 :]

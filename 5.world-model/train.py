@@ -1,7 +1,9 @@
-"""Train chapter 5's world model (the TENSFormer or the AR baseline) on the driving world's tokens.
+"""Train chapter 5's world model (the TENSFormer, the AR baseline or MaskGIT) on the driving
+world's tokens.
 
     uv run 5.world-model/train.py --kind=tensformer               # debug: 2-core CPU
     uv run 5.world-model/train.py --kind=ar                       # the autoregressive baseline
+    uv run 5.world-model/train.py --kind=maskgit                  # CoPilot4D's discrete diffusion
     uv run 5.world-model/train.py --preset prototype              # one GPU, bf16, compiled
     uv run torchrun --nproc_per_node=8 5.world-model/train.py --preset paper
     uv run 5.world-model/train.py --steps=100 --model.dim=192 --resume  # --help lists the keys
@@ -10,14 +12,20 @@
 `data.tokenizer`; `--kind=ar` trains the baseline, chapter 2's GPT (section `ar`, imported
 from dynamics_model.ar), on the single-scale tokens of `data.single_scale_tokenizer` in
 raster order, the ego-motion tokens as its actions. Both score only the future frames of the
-same 5 + 6 frame clips (the past is context) and share the trainer.
+same 5 + 6 frame clips (the past is context). `--kind=maskgit` trains CoPilot4D's MaskGIT
+discrete diffusion (section `maskgit`, `world_model/maskgit_world.py`) on the same
+single-scale tokens of the same clips: Algorithm 1's corruption, per clip one objective (the
+future given a clean past, past and future jointly, or the future with no past, the
+unconditional model of classifier-free guidance), label-smoothed cross-entropy on the
+corrupted frames. All three share the trainer.
 
 The driving data is generated on first use (`data/driving/<preset>/`); every frame of the
 train and val splits is encoded once by the kind's frozen tokenizer and cached under
 `data/tokens/world_model/`. The ego-motion bins are fit on the training split only. Writes
 `runs/5.world-model/<kind>-<preset>/`: checkpoints (safetensors; each config.json holds the
 motion bins in its `motion` section), `log.jsonl` (loss terms; teacher-forced val scene CE
-and token accuracy at each evaluation), `run.json` (config, command, commit, machine) and
+and token accuracy at each evaluation; for MaskGIT, CE and accuracy on the masked future
+tokens of a fixed seeded corruption), `run.json` (config, command, commit, machine) and
 `motion_tokenizer.json` (the bins, `EgoMotionTokenizer.to_dict`).
 """
 
@@ -25,6 +33,7 @@ from pathlib import Path
 
 from world_model.config import (
     CHAPTER_DIR,
+    MODEL_NAMES,
     TOKENIZER_KINDS,
     complete_config,
     parse_run,
@@ -50,8 +59,9 @@ def main(argv=None) -> dict:
     runtime = setup_runtime(config.run.device, config.run.dtype, config.run.seed)
     out_dir = default_out_dir(CHAPTER_DIR, f"{config.kind}-{preset}", config.run)
 
-    kind = TOKENIZER_KINDS[config.kind]  # multi-scale (tensformer) | single-scale (ar)
-    tokenizer = load_frozen_tokenizer(tokenizer_name(config), runtime.device, kind)
+    kind = TOKENIZER_KINDS[config.kind]  # multi-scale (tensformer) | single-scale (ar, maskgit)
+    tokenizer = load_frozen_tokenizer(tokenizer_name(config), runtime.device, kind,
+                                      MODEL_NAMES[config.kind])  # fmt: skip
     windows = load_split_windows(config.data, ("train", "val"))
     motion = config.motion
     motion_tokenizer = fit_motion_tokenizer(windows["train"], motion.bins, motion.coverage)

@@ -3,6 +3,7 @@
     uv run 5.world-model/validate.py                         # runs/5.world-model/tensformer-debug
     uv run 5.world-model/validate.py RUN [RUN ...] --splits=val --stride=2
     uv run 5.world-model/validate.py runs/5.world-model/tensformer-debug runs/5.world-model/ar-debug
+    uv run 5.world-model/validate.py RUN --guidance=2 --maskgit_steps=10
     uv run 5.world-model/validate.py --help                  # every option, typed
 
 For each run (a run folder, a checkpoint or an export), on every window of each split (or
@@ -42,14 +43,16 @@ from tqdm.auto import tqdm
 from world_model import load_windows, run_benchmark, standard_baselines, tokenizer_codec
 from world_model.ar_baseline import ar_forecaster
 from world_model.benchmark import REFERENCES, benchmark_table, forecast_speed
-from world_model.config import CHAPTER_DIR, TOKENIZER_KINDS, Config, tokenizer_name
-from world_model.figures import forecast_strip, save_plan_figure
+from world_model.config import CHAPTER_DIR, MODEL_NAMES, TOKENIZER_KINDS, Config, tokenizer_name
+from world_model.figures import draw_examples
 from world_model.forecaster import tensformer_forecaster, tensformer_rollout
+from world_model.maskgit_forecast import DEFAULT_STEPS, maskgit_forecaster
 from world_model.planning import (
     ALTERNATIVES,
     PlanningScores,
     constant_velocity_path,
     motion_path,
+    planning_table,
     true_path,
     with_trajectory,
 )
@@ -76,6 +79,8 @@ class Options:
     temperature: float = 1.0  # sampling of the forecast's tokens
     top_k: int = 0
     top_p: float = 1.0
+    maskgit_steps: int = DEFAULT_STEPS  # MaskGIT: Algorithm 2's steps for all future frames
+    guidance: float = 0.0  # MaskGIT: classifier-free guidance w (0 = none; CoPilot4D's: 2?)
     seed: int = 0
     control: tuple[str, ...] = ("stop",)  # alternative trajectories (planning.ALTERNATIVES)
     plan: bool = True  # score the model's own motion tokens as a plan
@@ -85,7 +90,8 @@ class Options:
     figures: str = ""  # also write the pictures here (the README's: 5.world-model/figures)
 
     def __post_init__(self):
-        at_least(self, 1, "stride", "batch_size")
+        at_least(self, 1, "stride", "batch_size", "maskgit_steps")
+        require(self, "guidance", self.guidance >= 0, "a weight >= 0 (0 = no guidance)")
         at_least(self, 10, "samples")
         unknown = [c for c in self.control if c not in ALTERNATIVES]
         require(self, "control", not unknown, f"names among {sorted(ALTERNATIVES)}")
@@ -112,15 +118,20 @@ class WorldModel(NamedTuple):
 
 def load_world_model(path, device, args: Options) -> WorldModel:
     """A trained run with its frozen tokenizer (multi-scale for the TENSFormer, single-scale
-    for the AR baseline), its train-fit motion bins as saved with the run, and its forecaster
-    at the sampling settings of `args`."""
+    for the AR baseline and MaskGIT), its train-fit motion bins as saved with the run, and its
+    forecaster at the sampling settings of `args`."""
     model, config, step_dir = load_model(path, Config, build_model, device=device)
-    tokenizer = load_frozen_tokenizer(tokenizer_name(config), device, TOKENIZER_KINDS[config.kind])
+    tokenizer = load_frozen_tokenizer(tokenizer_name(config), device, TOKENIZER_KINDS[config.kind],
+                                      MODEL_NAMES[config.kind])  # fmt: skip
     m = config.motion
     motion_tokenizer = EgoMotionTokenizer(m.low, m.high, m.bins)
     if config.kind == "ar":
         forecaster = ar_forecaster(model, tokenizer, motion_tokenizer, args.temperature,
                                    args.top_p, args.seed)  # fmt: skip
+    elif config.kind == "maskgit":  # all future frames in one run of Algorithm 2
+        sampling = dict(steps=args.maskgit_steps, guidance=args.guidance,
+                        temperature=args.temperature, seed=args.seed)  # fmt: skip
+        forecaster = maskgit_forecaster(model, tokenizer, motion_tokenizer, **sampling)
     else:
         forecaster = tensformer_forecaster(model, tokenizer, motion_tokenizer, args.temperature,
                                            args.top_k, args.top_p, args.seed)  # fmt: skip
@@ -148,31 +159,6 @@ def plan_scores(model, tokenizer, motion_tokenizer, windows, args, name: str) ->
                  "constant_velocity": constant_velocity_path(w.past_poses, T_f)}  # fmt: skip
         scores.add(paths, true_path(w.past_poses, w.future_poses), w.sequence)
     return scores.metrics(f"{windows.split}_plan_", samples=args.samples)
-
-
-def draw_examples(forecasters: dict, windows, folders: list[Path], name: str,
-                  planners: dict | None = None) -> list[Path]:  # fmt: skip
-    """The middle window of the split: truth, warp_last and the forecasts (true and
-    alternative trajectories) as BEV strips, `<name>_forecast_<split>.png`; for each of
-    `planners` ({model: window -> path}), six evenly spread windows' planned paths beside
-    the truth and constant velocity, `<model>_plan_<split>.png`."""
-    middle = windows.batch([len(windows) // 2])
-    rows = {"truth": middle.future[0]}
-    for label, forecaster in forecasters.items():
-        if label != "copy_last":
-            rows[label] = forecaster(middle.past, middle.past_poses, middle.future_poses)[0]
-    split, title = windows.split, f"{windows.split}: window {len(windows) // 2}, from above"
-    saved = [forecast_strip(rows, f / f"{name}_forecast_{split}.png", title) for f in folders]
-    spread = windows.batch(torch.linspace(0, len(windows) - 1, 6).round().long().tolist())
-    T_f = spread.future_poses.shape[1]
-    for planner_name, planner in (planners or {}).items():
-        paths = {"truth": true_path(spread.past_poses, spread.future_poses),
-                 planner_name: planner(spread),
-                 "constant_velocity": constant_velocity_path(spread.past_poses, T_f)}  # fmt: skip
-        title = f"{split}: planned paths, last observed ego frame"
-        saved += [save_plan_figure(paths, f / f"{planner_name}_plan_{split}.png", title)
-                  for f in folders]  # fmt: skip
-    return saved
 
 
 def model_names(paths, kinds) -> list[str]:
@@ -253,6 +239,9 @@ def run_header(path, name: str, run: WorldModel, args: Options) -> dict:
     """What a run's record starts with: which run, checkpoint, kind, tokenizer, sampling."""
     sampling = {"temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p,
                 "seed": args.seed}  # fmt: skip
+    if run.config.kind == "maskgit":  # its own settings (top_k, top_p unused)
+        sampling = {"temperature": args.temperature, "steps": args.maskgit_steps,
+                    "guidance": args.guidance, "seed": args.seed}  # fmt: skip
     return {"run": str(path), "checkpoint": str(run.step_dir), "kind": run.config.kind,
             "name": name, "tokenizer": tokenizer_name(run.config), "sampling": sampling,
             "stride": args.stride}  # fmt: skip
@@ -262,18 +251,6 @@ def difference_line(metrics: dict, split: str, name: str, other: str) -> str:
     key = f"{split}_{name}_minus_{other}_mean_mIoU_occ3d"
     low, high = metrics[key + "_ci_low"], metrics[key + "_ci_high"]
     return f"{name} - {other}, mean mIoU: {metrics[key]:+.1f} [{low:+.1f}, {high:+.1f}]"
-
-
-def planning_table(plan: dict, split: str, name: str) -> str:
-    lines = ["", "| planner | L2 1 s | 2 s | 3 s (m) | avg-to-3 s [95%] |", "|---|---|---|---|---|"]
-    for planner in (name, "constant_velocity"):
-        key = f"{split}_plan_{planner}_{{}}"
-        at = [plan[key.format(f"l2_at_{h}")] for h in ("1s", "2s", "3s")]
-        avg = key.format("l2_avg_to_3s")
-        lines.append(f"| {planner} | {at[0]:.2f} | {at[1]:.2f} | {at[2]:.2f} | "
-                     f"{plan[avg]:.2f} [{plan[avg + '_ci_low']:.2f}, "
-                     f"{plan[avg + '_ci_high']:.2f}] |")  # fmt: skip
-    return "\n".join(lines)
 
 
 def main(argv=None) -> dict[str, dict]:

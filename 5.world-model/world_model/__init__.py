@@ -1,7 +1,8 @@
 """Chapter 5: occupancy world models. The forecasting benchmark (OccWorld's protocol on the
 driving world): windows, baselines, scores with intervals, speed; OccTENS's TENSFormer
-(temporal next-scale prediction): layout and mask, the network, its loss, its generation; and
-the autoregressive baseline (chapter 2's GPT over single-scale tokens)."""
+(temporal next-scale prediction): layout and mask, the network, its loss, its generation; the
+autoregressive baseline (chapter 2's GPT over single-scale tokens); and CoPilot4D's MaskGIT
+discrete diffusion over the same single-scale tokens."""
 
 from world_model.ar_baseline import (
     ARTeacherForcedEvaluator,
@@ -31,6 +32,15 @@ from world_model.generate import (
     top_k_filter,
 )
 from world_model.layout import FrameLayout, attention_mask, check_scales
+from world_model.maskgit_forecast import maskgit_forecaster, maskgit_rollout, sample_future
+from world_model.maskgit_world import (
+    MaskGITEvaluator,
+    MaskGITWorld,
+    MaskGITWorldConfig,
+    make_maskgit_loss,
+    maskgit_config_matching,
+    maskgit_loss,
+)
 from world_model.scale_inputs import teacher_forced_inputs, teacher_forced_logits
 from world_model.tens_loss import future_cross_entropy, tensformer_loss
 from world_model.tensformer import TENSFormer, TENSFormerConfig

@@ -15,6 +15,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from world_model.forecast_scores import HORIZONS
+from world_model.planning import constant_velocity_path, true_path
 from worldmodels.viz.driving import plot_bev
 from worldmodels.viz.save import save_figure
 
@@ -67,3 +68,28 @@ def plan_figure(paths: dict[str, torch.Tensor], title: str = "") -> plt.Figure:
 
 def save_plan_figure(paths: dict[str, torch.Tensor], path: Path, title: str = "") -> Path:
     return save_figure(plan_figure(paths, title), path)
+
+
+def draw_examples(forecasters: dict, windows, folders: list[Path], name: str,
+                  planners: dict | None = None) -> list[Path]:  # fmt: skip
+    """The middle window of the split: truth, warp_last and the forecasts (true and
+    alternative trajectories) as BEV strips, `<name>_forecast_<split>.png`; for each of
+    `planners` ({model: window -> path}), six evenly spread windows' planned paths beside
+    the truth and constant velocity, `<model>_plan_<split>.png`."""
+    middle = windows.batch([len(windows) // 2])
+    rows = {"truth": middle.future[0]}
+    for label, forecaster in forecasters.items():
+        if label != "copy_last":
+            rows[label] = forecaster(middle.past, middle.past_poses, middle.future_poses)[0]
+    split, title = windows.split, f"{windows.split}: window {len(windows) // 2}, from above"
+    saved = [forecast_strip(rows, f / f"{name}_forecast_{split}.png", title) for f in folders]
+    spread = windows.batch(torch.linspace(0, len(windows) - 1, 6).round().long().tolist())
+    T_f = spread.future_poses.shape[1]
+    for planner_name, planner in (planners or {}).items():
+        paths = {"truth": true_path(spread.past_poses, spread.future_poses),
+                 planner_name: planner(spread),
+                 "constant_velocity": constant_velocity_path(spread.past_poses, T_f)}  # fmt: skip
+        title = f"{split}: planned paths, last observed ego frame"
+        saved += [save_plan_figure(paths, f / f"{planner_name}_plan_{split}.png", title)
+                  for f in folders]  # fmt: skip
+    return saved

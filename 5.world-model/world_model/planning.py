@@ -112,3 +112,15 @@ class PlanningScores:
                     diff = mean_interval(v - values[reference][key], groups, samples=samples)
                     out.update(diff.as_dict(f"{prefix}{name}_minus_{reference}_{key}"))
         return {k: float(np.round(v, 4)) for k, v in out.items()}
+
+
+def planning_table(plan: dict, split: str, name: str) -> str:
+    lines = ["", "| planner | L2 1 s | 2 s | 3 s (m) | avg-to-3 s [95%] |", "|---|---|---|---|---|"]
+    for planner in (name, "constant_velocity"):
+        key = f"{split}_plan_{planner}_{{}}"
+        at = [plan[key.format(f"l2_at_{h}")] for h in ("1s", "2s", "3s")]
+        avg = key.format("l2_avg_to_3s")
+        lines.append(f"| {planner} | {at[0]:.2f} | {at[1]:.2f} | {at[2]:.2f} | "
+                     f"{plan[avg]:.2f} [{plan[avg + '_ci_low']:.2f}, "
+                     f"{plan[avg + '_ci_high']:.2f}] |")  # fmt: skip
+    return "\n".join(lines)

@@ -7,14 +7,16 @@ loss the shared trainer calls and the cheap teacher-forced evaluation.
     motion_tokenizer = fit_motion_tokenizer(windows["train"], bins)      # train only
     config = complete_config(config, tokenizer, motion_tokenizer)
     clips = build_clips(config, windows, tokenizer, motion_tokenizer)  # {"train", "val"}
-    model = build_model(config)                     # TENSFormer | chapter 2's ARDynamics
+    model = build_model(config)         # TENSFormer | chapter 2's ARDynamics | MaskGITWorld
     loss_fn = loss_for(config, tokenizer)           # (model, batch) -> (loss, metrics)
     evaluate = evaluator_for(config, tokenizer, clips["val"])
 
 The evaluation is teacher-forced (the true coarser scales and past frames as inputs): the
 future frames' scene cross-entropy and token accuracy, and the motion head's (TENSFormer
-only: the AR baseline is given its motions), on a fixed set of val clips. Forecasts by
-generation and the benchmark's scores belong to validate.py.
+only: the AR baseline is given its motions), on a fixed set of val clips; for MaskGIT, the
+cross-entropy and accuracy on the masked future tokens of a fixed, seeded corruption
+(`maskgit_world.MaskGITEvaluator`). Forecasts by generation and the benchmark's scores belong
+to validate.py.
 
 Shapes: B batch, T frames, L flattened sequence length of one frame (its tokens).
 """
@@ -31,6 +33,7 @@ from torch import nn
 
 from world_model.ar_baseline import ARTeacherForcedEvaluator, make_ar_loss
 from world_model.config import Config
+from world_model.maskgit_world import MaskGITEvaluator, MaskGITWorld, make_maskgit_loss
 from world_model.synthetic import synthetic_windows
 from world_model.tens_loss import tensformer_loss
 from world_model.tensformer import TENSFormer
@@ -47,11 +50,13 @@ NEEDS = {  # chapter 3's tokenizer kind -> (who reads it, what it is, an example
 
 
 def load_frozen_tokenizer(name: str, device: str | torch.device = "cpu",
-                          kind: str = "multiscale") -> nn.Module:  # fmt: skip
+                          kind: str = "multiscale", reader: str | None = None
+                          ) -> nn.Module:  # fmt: skip
     """Chapter 3's scene tokenizer of `kind` (multiscale: the TENSFormer's; scene: the AR
-    baseline's, one h x w grid of tokens a frame) from a pretrained name or a run/export
-    folder, in eval mode with no gradients, built without touching the global RNG (so a
-    run's model initialisation does not depend on whether the tokenizer was loaded first)."""
+    baseline's and MaskGIT's, one h x w grid of tokens a frame) from a pretrained name or a
+    run/export folder, in eval mode with no gradients, built without touching the global RNG
+    (so a run's model initialisation does not depend on whether the tokenizer was loaded
+    first). `reader` names the model in the error (default: NEEDS' reader of `kind`)."""
     if kind not in NEEDS:
         raise ValueError(f"kind must be one of {sorted(NEEDS)}, got {kind!r}")
     with torch.random.fork_rng(devices=[]):
@@ -60,7 +65,8 @@ def load_frozen_tokenizer(name: str, device: str | torch.device = "cpu",
     if got == "scene" and tok_config.scene.quantizer == "multiscale":
         got = "scene with a multi-scale quantizer"
     if got != kind:
-        reader, wanted, example = NEEDS[kind]
+        default_reader, wanted, example = NEEDS[kind]
+        reader = reader or default_reader
         raise ValueError(
             f"tokenizer {name!r} is a {got!r} tokenizer; {reader} needs chapter 3's {wanted} "
             f"one (kind {kind!r}, e.g. {example})"
@@ -88,14 +94,19 @@ def build_clips(config: Config, windows: dict[str, ForecastWindows], tokenizer: 
     }
 
 
-def build_model(config: Config) -> TENSFormer | ARDynamics:
+def build_model(config: Config) -> TENSFormer | ARDynamics | MaskGITWorld:
     """The model of a completed config (derived fields filled by `complete_config`): the
-    TENSFormer, or chapter 2's ARDynamics for kind ar."""
+    TENSFormer, chapter 2's ARDynamics for kind ar, the MaskGIT world model for maskgit."""
+    if config.kind == "maskgit":
+        return MaskGITWorld(config.maskgit)
     return ARDynamics(config.ar) if config.kind == "ar" else TENSFormer(config.model)
 
 
 def loss_for(config: Config, tokenizer: nn.Module):
-    """The trainer's `loss_fn` of the run's kind (the past frames are context, not scored)."""
+    """The trainer's `loss_fn` of the run's kind (TENSFormer and AR: the past frames are
+    context, not scored; MaskGIT: Algorithm 1's objective mix)."""
+    if config.kind == "maskgit":
+        return make_maskgit_loss()
     return make_ar_loss() if config.kind == "ar" else make_loss(tokenizer.quantizer)
 
 
@@ -104,6 +115,8 @@ def evaluator_for(config: Config, tokenizer: nn.Module, clips: TokenClips):
     data = config.data
     if config.kind == "ar":
         return ARTeacherForcedEvaluator(clips, data.eval_clips, data.eval_batch)
+    if config.kind == "maskgit":
+        return MaskGITEvaluator(clips, data.eval_clips, data.eval_batch, seed=config.run.seed)
     return TeacherForcedEvaluator(tokenizer.quantizer, clips, data.eval_clips, data.eval_batch)
 
 
