@@ -4,10 +4,12 @@
     uv run 5.world-model/validate.py RUN [RUN ...] --splits=val --stride=2
     uv run 5.world-model/validate.py runs/5.world-model/tensformer-debug runs/5.world-model/ar-debug
     uv run 5.world-model/validate.py RUN --guidance=2 --maskgit_steps=10
+    uv run 5.world-model/validate.py runs/5.world-model/dit-debug --dit_steps=50 --guidance=1
     uv run 5.world-model/validate.py --help                  # every option, typed
 
 For each run (a run folder, a checkpoint or an export), on every window of each split (or
-every `stride`-th), with the run's own frozen tokenizer and train-fit motion bins:
+every `stride`-th), with the run's own frozen tokenizer and train-fit motion bins, and its
+averaged weights if it kept them (`--ema_decay`; `world_model/loading.py`):
 
 - **Forecast** conditioned on the true future ego motion, scored beside copy_last, warp_last
   and the run tokenizer's ceiling (`run_benchmark`): mIoU and IoU at 1, 2, 3 s and their mean,
@@ -22,6 +24,9 @@ every `stride`-th), with the run's own frozen tokenizer and train-fit motion bin
 Several runs (of the same data) are scored in one pass: the same windows and baselines, each
 run's ceiling (`ceiling_<name>`) and the paired differences of each later run minus the first
 (`ar_minus_tensformer`), so the AR baseline's row and its speed ratio sit beside the TENSFormer's.
+`--guidance=w` is classifier-free guidance for MaskGIT and the DiT alike, cond + w (cond -
+uncond) (logits for MaskGIT, whose uncond has no past; the noise for the DiT, whose uncond has
+no trajectory); 0 = none.
 
 Prints the tables; writes `<results>/<run name>.json` (every metric, the command, the
 commit, the machine) unless `--results=`.
@@ -31,22 +36,20 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import NamedTuple
 
 import torch
-from occupancy_tokenizer.ego import EgoMotionTokenizer
 from tqdm.auto import tqdm
-from world_model import load_windows, run_benchmark, standard_baselines, tokenizer_codec
-from world_model.ar_baseline import ar_forecaster
+from world_model import run_benchmark, standard_baselines
 from world_model.benchmark import REFERENCES, benchmark_table, forecast_speed
-from world_model.config import CHAPTER_DIR, MODEL_NAMES, TOKENIZER_KINDS, Config, tokenizer_name
+from world_model.config import CHAPTER_DIR
+from world_model.dit_forecast import DEFAULT_STEPS as DIT_STEPS
 from world_model.figures import draw_examples
-from world_model.forecaster import tensformer_forecaster, tensformer_rollout
-from world_model.maskgit_forecast import DEFAULT_STEPS, maskgit_forecaster
+from world_model.forecaster import tensformer_rollout
+from world_model.loading import ceiling_codec, load_world_model, run_header, split_windows
+from world_model.maskgit_forecast import DEFAULT_STEPS
 from world_model.planning import (
     ALTERNATIVES,
     PlanningScores,
@@ -56,10 +59,8 @@ from world_model.planning import (
     true_path,
     with_trajectory,
 )
-from world_model.synthetic import synthetic_windows
-from world_model.training import build_model, load_frozen_tokenizer
 
-from worldmodels.checkpoint import load_model, write_json_atomic
+from worldmodels.checkpoint import write_json_atomic
 from worldmodels.config import at_least, parse_command, require
 from worldmodels.runlog import git_commit, machine_description
 from worldmodels.runtime import pick_device, seed_everything
@@ -80,7 +81,8 @@ class Options:
     top_k: int = 0
     top_p: float = 1.0
     maskgit_steps: int = DEFAULT_STEPS  # MaskGIT: Algorithm 2's steps for all future frames
-    guidance: float = 0.0  # MaskGIT: classifier-free guidance w (0 = none; CoPilot4D's: 2?)
+    dit_steps: int = DIT_STEPS  # the DiT: DDIM steps (eta 0) for its clip of future frames
+    guidance: float = 0.0  # MaskGIT, DiT: classifier-free guidance w (0 = none; CoPilot4D's: 2?)
     seed: int = 0
     control: tuple[str, ...] = ("stop",)  # alternative trajectories (planning.ALTERNATIVES)
     plan: bool = True  # score the model's own motion tokens as a plan
@@ -90,52 +92,11 @@ class Options:
     figures: str = ""  # also write the pictures here (the README's: 5.world-model/figures)
 
     def __post_init__(self):
-        at_least(self, 1, "stride", "batch_size", "maskgit_steps")
+        at_least(self, 1, "stride", "batch_size", "maskgit_steps", "dit_steps")
         require(self, "guidance", self.guidance >= 0, "a weight >= 0 (0 = no guidance)")
         at_least(self, 10, "samples")
         unknown = [c for c in self.control if c not in ALTERNATIVES]
         require(self, "control", not unknown, f"names among {sorted(ALTERNATIVES)}")
-
-
-def split_windows(config: Config, split: str, stride: int = 1):
-    """The run's windows of a split: its driving preset (every `stride`-th window), or the
-    synthetic streets of the tests."""
-    if config.data.preset == "synthetic":
-        return synthetic_windows(split)
-    return load_windows(split, config.data.preset, stride=stride, root=config.data.root or None)
-
-
-class WorldModel(NamedTuple):
-    """A trained run, loaded: what scoring it needs."""
-
-    model: torch.nn.Module
-    config: Config
-    step_dir: Path  # the checkpoint read
-    tokenizer: torch.nn.Module  # its frozen scene tokenizer
-    motion_tokenizer: EgoMotionTokenizer  # its train-fit motion bins
-    forecaster: Callable  # the benchmark's Forecaster contract
-
-
-def load_world_model(path, device, args: Options) -> WorldModel:
-    """A trained run with its frozen tokenizer (multi-scale for the TENSFormer, single-scale
-    for the AR baseline and MaskGIT), its train-fit motion bins as saved with the run, and its
-    forecaster at the sampling settings of `args`."""
-    model, config, step_dir = load_model(path, Config, build_model, device=device)
-    tokenizer = load_frozen_tokenizer(tokenizer_name(config), device, TOKENIZER_KINDS[config.kind],
-                                      MODEL_NAMES[config.kind])  # fmt: skip
-    m = config.motion
-    motion_tokenizer = EgoMotionTokenizer(m.low, m.high, m.bins)
-    if config.kind == "ar":
-        forecaster = ar_forecaster(model, tokenizer, motion_tokenizer, args.temperature,
-                                   args.top_p, args.seed)  # fmt: skip
-    elif config.kind == "maskgit":  # all future frames in one run of Algorithm 2
-        sampling = dict(steps=args.maskgit_steps, guidance=args.guidance,
-                        temperature=args.temperature, seed=args.seed)  # fmt: skip
-        forecaster = maskgit_forecaster(model, tokenizer, motion_tokenizer, **sampling)
-    else:
-        forecaster = tensformer_forecaster(model, tokenizer, motion_tokenizer, args.temperature,
-                                           args.top_k, args.top_p, args.seed)  # fmt: skip
-    return WorldModel(model, config, Path(step_dir), tokenizer, motion_tokenizer, forecaster)
 
 
 def planned_path(model, tokenizer, motion_tokenizer, window, args, seed: int) -> torch.Tensor:
@@ -197,7 +158,7 @@ def validate_runs(paths, args: Options) -> dict[str, dict]:
                 forecasters[f"{name}_{alt}"] = with_trajectory(run.forecaster, ALTERNATIVES[alt])
                 alternatives.append(f"{name}_{alt}")
             ceiling = "ceiling" if len(runs) == 1 else f"ceiling_{name}"
-            ceilings[ceiling] = tokenizer_codec(run.tokenizer)
+            ceilings[ceiling] = ceiling_codec(run)
         # later runs minus the first: it is a reference, after the alternatives (whose
         # differences are "<model>_minus_<model>_<alt>")
         others = [names[paths[0]]] if len(runs) > 1 else []
@@ -233,18 +194,6 @@ def validate_runs(paths, args: Options) -> dict[str, dict]:
             records[p] |= {f"{names[p]}_{k}": round(v, 2) for k, v in speed.items()}
             print(f"\n{names[p]} speed:", ", ".join(f"{k} {v:.1f}" for k, v in speed.items()))
     return records
-
-
-def run_header(path, name: str, run: WorldModel, args: Options) -> dict:
-    """What a run's record starts with: which run, checkpoint, kind, tokenizer, sampling."""
-    sampling = {"temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p,
-                "seed": args.seed}  # fmt: skip
-    if run.config.kind == "maskgit":  # its own settings (top_k, top_p unused)
-        sampling = {"temperature": args.temperature, "steps": args.maskgit_steps,
-                    "guidance": args.guidance, "seed": args.seed}  # fmt: skip
-    return {"run": str(path), "checkpoint": str(run.step_dir), "kind": run.config.kind,
-            "name": name, "tokenizer": tokenizer_name(run.config), "sampling": sampling,
-            "stride": args.stride}  # fmt: skip
 
 
 def difference_line(metrics: dict, split: str, name: str, other: str) -> str:

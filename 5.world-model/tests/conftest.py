@@ -70,6 +70,24 @@ def tiny_scene_tokenizer(seed: int = 0):
         return build_model(config).eval(), config
 
 
+def tiny_fourd_tokenizer(seed: int = 0):
+    """(chapter 3's 4D tokenizer on the 8 x 8 x 4 synthetic grid: clips of 8 frames, temporal
+    compression 2 and spatial 2 -> a 4 x 4 x 4 latent, VQ 16 codes of 4 dims, untrained, its
+    codebook spread to N(0, 1) so that codes differ; its chapter-3 run Config)."""
+    from occupancy_tokenizer.build import build_model
+    from occupancy_tokenizer.config import Config, FourDSection
+
+    config = Config(kind="4d", fourd=FourDSection(
+        grid=(8, 8, 4), frames=8, embed_dim=4, channels=8, temporal_compression=2,
+        spatial_downsample=2, latent_dim=4, codebook_size=16))  # fmt: skip
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = build_model(config).eval()
+        with torch.no_grad():
+            model.quantizer.codebook.weight.normal_()
+        return model, config
+
+
 def export_tokenizer(folder, model, config):
     """`model` and its chapter-3 `config` written as chapter 3 exports a tokenizer
     (model.safetensors + config.json), loadable with `load_tokenizer(folder)`."""
@@ -97,6 +115,19 @@ def tiny_scene_tokenizer_dir(tmp_path_factory):
     """A folder holding a tiny untrained single-scale scene tokenizer (the AR baseline's)."""
     return export_tokenizer(tmp_path_factory.mktemp("tiny-scene-tokenizer"),
                             *tiny_scene_tokenizer())  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def tiny_fourd_tokenizer_dir(tmp_path_factory):
+    """A folder holding a tiny untrained 4D tokenizer (the DiT's), as chapter 3 exports one."""
+    return export_tokenizer(tmp_path_factory.mktemp("tiny-fourd-tokenizer"),
+                            *tiny_fourd_tokenizer())  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def make_fourd_tokenizer():
+    """`make_fourd_tokenizer(seed=0)` -> a tiny untrained 4D tokenizer (its model only)."""
+    return lambda seed=0: tiny_fourd_tokenizer(seed)[0]
 
 
 @pytest.fixture(scope="session")

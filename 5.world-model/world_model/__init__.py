@@ -1,8 +1,9 @@
 """Chapter 5: occupancy world models. The forecasting benchmark (OccWorld's protocol on the
 driving world): windows, baselines, scores with intervals, speed; OccTENS's TENSFormer
 (temporal next-scale prediction): layout and mask, the network, its loss, its generation; the
-autoregressive baseline (chapter 2's GPT over single-scale tokens); and CoPilot4D's MaskGIT
-discrete diffusion over the same single-scale tokens."""
+autoregressive baseline (chapter 2's GPT over single-scale tokens); CoPilot4D's MaskGIT
+discrete diffusion over the same single-scale tokens; and OccSora's trajectory-conditioned
+diffusion transformer over the continuous latent of chapter 3's 4D tokenizer."""
 
 from world_model.ar_baseline import (
     ARTeacherForcedEvaluator,
@@ -21,6 +22,20 @@ from world_model.baselines import (
     warp_last,
 )
 from world_model.benchmark import forecast_speed, run_benchmark
+from world_model.dit_forecast import (
+    dit_forecaster,
+    dit_rollout,
+    fourd_codec,
+    generate_from_trajectory,
+    sample_latent,
+)
+from world_model.dit_world import (
+    DiTEvaluator,
+    DiTWorldConfig,
+    dit_config_matching,
+    dit_loss,
+    make_dit_loss,
+)
 from world_model.forecast_scores import DYNAMIC_CLASSES, HORIZONS, METRICS, HorizonCounts
 from world_model.forecaster import tensformer_forecaster
 from world_model.generate import (
@@ -31,6 +46,7 @@ from world_model.generate import (
     sample_tokens,
     top_k_filter,
 )
+from world_model.latent_clips import LatentClips, fit_latent_scale
 from world_model.layout import FrameLayout, attention_mask, check_scales
 from world_model.maskgit_forecast import maskgit_forecaster, maskgit_rollout, sample_future
 from world_model.maskgit_world import (

@@ -5,9 +5,10 @@ loss the shared trainer calls and the cheap teacher-forced evaluation.
                                       TOKENIZER_KINDS[config.kind])     # chapter 3, frozen
     windows = load_split_windows(config.data, ("train", "val"))
     motion_tokenizer = fit_motion_tokenizer(windows["train"], bins)      # train only
-    config = complete_config(config, tokenizer, motion_tokenizer)
     clips = build_clips(config, windows, tokenizer, motion_tokenizer)  # {"train", "val"}
-    model = build_model(config)         # TENSFormer | chapter 2's ARDynamics | MaskGITWorld
+    config = complete_config(config, tokenizer, motion_tokenizer,
+                             **train_fit(config, clips, tokenizer))  # DiT: the latent scale
+    model = build_model(config)     # TENSFormer | chapter 2's ARDynamics | MaskGITWorld | DiT
     loss_fn = loss_for(config, tokenizer)           # (model, batch) -> (loss, metrics)
     evaluate = evaluator_for(config, tokenizer, clips["val"])
 
@@ -15,7 +16,8 @@ The evaluation is teacher-forced (the true coarser scales and past frames as inp
 future frames' scene cross-entropy and token accuracy, and the motion head's (TENSFormer
 only: the AR baseline is given its motions), on a fixed set of val clips; for MaskGIT, the
 cross-entropy and accuracy on the masked future tokens of a fixed, seeded corruption
-(`maskgit_world.MaskGITEvaluator`). Forecasts by generation and the benchmark's scores belong
+(`maskgit_world.MaskGITEvaluator`); for the DiT, the epsilon MSE at a fixed, seeded t and
+noise (`dit_world.DiTEvaluator`). Forecasts by generation and the benchmark's scores belong
 to validate.py.
 
 Shapes: B batch, T frames, L flattened sequence length of one frame (its tokens).
@@ -33,6 +35,9 @@ from torch import nn
 
 from world_model.ar_baseline import ARTeacherForcedEvaluator, make_ar_loss
 from world_model.config import Config
+from world_model.dit import DiT
+from world_model.dit_world import DiTEvaluator, make_dit_loss
+from world_model.latent_clips import LatentClips, evenly_spaced, fit_latent_scale
 from world_model.maskgit_world import MaskGITEvaluator, MaskGITWorld, make_maskgit_loss
 from world_model.synthetic import synthetic_windows
 from world_model.tens_loss import tensformer_loss
@@ -46,14 +51,15 @@ EVAL_KEYS = ("scene_ce", "scene_accuracy", "motion_ce", "motion_accuracy")
 NEEDS = {  # chapter 3's tokenizer kind -> (who reads it, what it is, an example)
     "multiscale": ("the TENSFormer", "multi-scale", "multiscale-debug-znorm"),
     "scene": ("the AR baseline", "single-scale scene (VQ or FSQ)", "scene-debug"),
+    "4d": ("the DiT world model", "4D (spatio-temporal)", "4d-debug-t2"),
 }
 
 
 def load_frozen_tokenizer(name: str, device: str | torch.device = "cpu",
                           kind: str = "multiscale", reader: str | None = None
                           ) -> nn.Module:  # fmt: skip
-    """Chapter 3's scene tokenizer of `kind` (multiscale: the TENSFormer's; scene: the AR
-    baseline's and MaskGIT's, one h x w grid of tokens a frame) from a pretrained name or a
+    """Chapter 3's tokenizer of `kind` (multiscale: the TENSFormer's; scene: the AR baseline's
+    and MaskGIT's, one h x w grid of tokens a frame; 4d: the DiT's) from a pretrained name or a
     run/export folder, in eval mode with no gradients, built without touching the global RNG
     (so a run's model initialisation does not depend on whether the tokenizer was loaded
     first). `reader` names the model in the error (default: NEEDS' reader of `kind`)."""
@@ -84,8 +90,13 @@ def load_split_windows(data, splits: Sequence[str]) -> dict[str, ForecastWindows
 
 def build_clips(config: Config, windows: dict[str, ForecastWindows], tokenizer: nn.Module,
                 motion_tokenizer: EgoMotionTokenizer, progress: bool = True
-                ) -> dict[str, TokenClips]:  # fmt: skip
-    """{split: TokenClips}: the (cached) scene tokens and the train-fit motion tokens."""
+                ) -> dict[str, TokenClips | LatentClips]:  # fmt: skip
+    """{split: TokenClips}: the (cached) scene tokens and the train-fit motion tokens; for the
+    DiT {split: LatentClips}: the (cached) 4D code ids of every training window and of the
+    `eval_clips` evenly spaced windows of another split (all its evaluation reads)."""
+    if config.kind == "dit":
+        return {split: latent_clips(config, w, tokenizer, motion_tokenizer, progress)
+                for split, w in windows.items()}  # fmt: skip
     return {
         split: TokenClips.from_windows(
             w, tokenizer, motion_tokenizer, config.data.cache, config.data.encode_batch, progress
@@ -94,9 +105,31 @@ def build_clips(config: Config, windows: dict[str, ForecastWindows], tokenizer: 
     }
 
 
-def build_model(config: Config) -> TENSFormer | ARDynamics | MaskGITWorld:
+def latent_clips(config: Config, windows: ForecastWindows, tokenizer: nn.Module,
+                 motion_tokenizer: EgoMotionTokenizer, progress: bool = True
+                 ) -> LatentClips:  # fmt: skip
+    """The DiT's clips of one split: every window of the training split, the `eval_clips`
+    evenly spaced windows (the evaluation's) of any other."""
+    data = config.data
+    picks = None if windows.split == "train" else evenly_spaced(len(windows), data.eval_clips)
+    return LatentClips.from_windows(windows, tokenizer, motion_tokenizer, picks, data.cache,
+                                    data.encode_batch, progress)  # fmt: skip
+
+
+def train_fit(config: Config, clips: dict, tokenizer: nn.Module) -> dict:
+    """What `complete_config` takes from the training clips beyond the motion bins: the DiT's
+    latent scale (1 / std of the training code vectors); nothing for the other kinds."""
+    if config.kind != "dit":
+        return {}
+    return {"latent_scale": fit_latent_scale(clips["train"], tokenizer.quantizer.codebook.weight)}
+
+
+def build_model(config: Config) -> TENSFormer | ARDynamics | MaskGITWorld | DiT:
     """The model of a completed config (derived fields filled by `complete_config`): the
-    TENSFormer, chapter 2's ARDynamics for kind ar, the MaskGIT world model for maskgit."""
+    TENSFormer, chapter 2's ARDynamics for kind ar, the MaskGIT world model for maskgit, dit.py's
+    DiT (its config a DiTWorldConfig) for dit."""
+    if config.kind == "dit":
+        return DiT(config.dit)
     if config.kind == "maskgit":
         return MaskGITWorld(config.maskgit)
     return ARDynamics(config.ar) if config.kind == "ar" else TENSFormer(config.model)
@@ -104,7 +137,9 @@ def build_model(config: Config) -> TENSFormer | ARDynamics | MaskGITWorld:
 
 def loss_for(config: Config, tokenizer: nn.Module):
     """The trainer's `loss_fn` of the run's kind (TENSFormer and AR: the past frames are
-    context, not scored; MaskGIT: Algorithm 1's objective mix)."""
+    context, not scored; MaskGIT: Algorithm 1's objective mix; DiT: the epsilon MSE)."""
+    if config.kind == "dit":
+        return make_dit_loss(tokenizer.quantizer.codebook.weight, config.dit.schedule.build())
     if config.kind == "maskgit":
         return make_maskgit_loss()
     return make_ar_loss() if config.kind == "ar" else make_loss(tokenizer.quantizer)
@@ -113,6 +148,10 @@ def loss_for(config: Config, tokenizer: nn.Module):
 def evaluator_for(config: Config, tokenizer: nn.Module, clips: TokenClips):
     """The teacher-forced evaluation of the run's kind on the fixed clips of `clips`."""
     data = config.data
+    if config.kind == "dit":
+        return DiTEvaluator(clips, tokenizer.quantizer.codebook.weight,
+                            config.dit.schedule.build(), data.eval_clips, data.eval_batch,
+                            seed=config.run.seed)  # fmt: skip
     if config.kind == "ar":
         return ARTeacherForcedEvaluator(clips, data.eval_clips, data.eval_batch)
     if config.kind == "maskgit":
