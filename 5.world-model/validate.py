@@ -29,7 +29,8 @@ uncond) (logits for MaskGIT, whose uncond has no past; the noise for the DiT, wh
 no trajectory); 0 = none.
 
 Prints the tables; writes `<results>/<run name>.json` (every metric, the command, the
-commit, the machine) unless `--results=`.
+commit, the machine) unless `--results=`; for several runs one file,
+`<name>_<name>....json`, with what they share written once (`results_file`).
 """
 
 from __future__ import annotations
@@ -214,10 +215,24 @@ def main(argv=None) -> dict[str, dict]:
                    "intervals": "95%, seeded bootstrap over sequences"}  # fmt: skip
         results[run] = record
     speed_ratio(results, args.batch_size)
-    for run, record in results.items():
-        if args.results:
-            write_json_atomic(Path(args.results) / f"{Path(run).name}.json", record)
+    if args.results:
+        name = "_".join(Path(run).name for run in results)
+        write_json_atomic(Path(args.results) / f"{name}.json", results_file(results))
     return results
+
+
+def results_file(results: dict[str, dict]) -> dict:
+    """What `<results>/<run names>.json` holds: one run's record as it is; for several runs
+    scored together, every entry they share (the benchmark's metrics, the command) once, and
+    under "runs" what is each run's own (its checkpoint, plan, speed)."""
+    records = list(results.values())
+    if len(records) == 1:
+        return records[0]
+    first = records[0]
+    common = set(first).intersection(*records[1:])
+    shared = {k: first[k] for k in first if k in common and all(r[k] == first[k] for r in records)}
+    own = {run: {k: v for k, v in r.items() if k not in shared} for run, r in results.items()}
+    return {**shared, "runs": own}
 
 
 def speed_ratio(results: dict, batch_size: int) -> None:

@@ -62,8 +62,15 @@ def test_an_ar_run_beside_a_tensformer_run_gets_the_speed_ratio(
                 f"--data.single_scale_tokenizer={tiny_scene_tokenizer_dir}", "--ar.dim=32",
                 "--ar.depth=2", "--ar.heads=4"])  # fmt: skip
     validate = testing.load_script(CHAPTER, "validate")
-    results = validate.main([str(tens), str(ar), "--splits=val", "--samples=10", "--results=",
-                             "--device=cpu", "--control="])  # fmt: skip
+    folder = tmp_path / "results"
+    results = validate.main([str(tens), str(ar), "--splits=val", "--samples=10",
+                             f"--results={folder}", "--device=cpu", "--control="])  # fmt: skip
+    saved = json.loads((folder / "tens_ar.json").read_text())  # one file, shared keys once
+    assert [p.name for p in folder.iterdir()] == ["tens_ar.json"]
+    assert saved["val_ar_minus_tensformer_mean_mIoU_occ3d"] == results[str(ar)][
+        "val_ar_minus_tensformer_mean_mIoU_occ3d"]  # fmt: skip
+    assert saved["runs"][str(ar)]["kind"] == "ar" and "val_windows" not in saved["runs"][str(ar)]
+    assert saved["runs"][str(tens)]["tensformer_ms_per_frame_batch1"] > 0
     record = results[str(ar)]
     assert record["kind"] == "ar" and "val_ar_minus_warp_last_mean_mIoU_occ3d" in record
     assert not any(k.startswith("val_plan_ar") for k in record)  # no motion head, no plan
