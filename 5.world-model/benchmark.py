@@ -48,7 +48,7 @@ from pathlib import Path
 import torch
 from occupancy_tokenizer.ego import EgoMotionTokenizer
 from world_model.config import (
-    KINDS,
+    OCCUPANCY_KINDS,
     PRESETS,
     TOKENIZER_KINDS,
     complete_config,
@@ -75,7 +75,7 @@ class Options:
 
     uv run 5.world-model/benchmark.py [--key=value ...] [--section.key=value ...]"""
 
-    kinds: tuple[str, ...] = KINDS  # tensformer, ar, maskgit, dit
+    kinds: tuple[str, ...] = OCCUPANCY_KINDS  # tensformer, ar, maskgit, dit
     presets: str = ""  # comma-separated; "" = debug on a CPU, debug,prototype on a GPU
     device: str = "auto"  # auto | cpu | cuda | mps
     steps: int = 3  # timed training steps per preset and kind
@@ -84,8 +84,8 @@ class Options:
 
     def __post_init__(self):
         self.kinds = tuple(self.kinds)
-        unknown = [k for k in self.kinds if k not in KINDS]
-        require(self, "kinds", self.kinds and not unknown, f"names among {KINDS}")
+        unknown = [k for k in self.kinds if k not in OCCUPANCY_KINDS]
+        require(self, "kinds", self.kinds and not unknown, f"names among {OCCUPANCY_KINDS}")
 
 
 def completed(name: str, kind: str, overrides: dict, device):

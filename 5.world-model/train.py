@@ -5,6 +5,7 @@ driving world's tokens.
     uv run 5.world-model/train.py --kind=ar                       # the autoregressive baseline
     uv run 5.world-model/train.py --kind=maskgit                  # CoPilot4D's discrete diffusion
     uv run 5.world-model/train.py --kind=dit                      # OccSora's diffusion transformer
+    uv run 5.world-model/train.py --kind=lidar-maskgit            # CoPilot4D's LiDAR forecasting
     uv run 5.world-model/train.py --preset prototype              # one GPU, bf16, compiled
     uv run torchrun --nproc_per_node=8 5.world-model/train.py --preset paper
     uv run 5.world-model/train.py --steps=100 --model.dim=192 --resume  # --help lists the keys
@@ -25,7 +26,10 @@ target clip (the last 2 past + the 6 future frames at 4d-debug-t2's 8 frames a c
 target's code vectors, scaled to unit std on the training split, are noised and the DiT,
 reading the clean past in front of them and the target clip's ego motions, predicts the noise
 (epsilon MSE; the past and the trajectory dropped at random, for generation without a past and
-for guidance). All four share the trainer; `--ema_decay` (OccSora: 0.9999, for 1.2 M steps)
+for guidance). `--kind=lidar-maskgit` trains the MaskGIT world model (section `lidar`) on
+chapter 4's LiDAR tokens (`data.lidar_tokenizer`, its `pretrained/debug` by default) of 12-frame
+clips, one 4D-Occ protocol (2 -> 2 or 6 -> 6 sweeps) per batch (`world_model/lidar_world.py`).
+All five share the trainer; `--ema_decay` (OccSora: 0.9999, for 1.2 M steps)
 keeps an average of the weights (ema.safetensors, what evaluation and validate.py then use).
 
 The driving data is generated on first use (`data/driving/<preset>/`); every frame of the
@@ -50,13 +54,13 @@ from world_model.config import (
     parse_run,
     tokenizer_name,
 )
-from world_model.token_data import fit_motion_tokenizer
 from world_model.training import (
     build_clips,
     build_model,
     evaluator_for,
+    fit_motion,
     load_frozen_tokenizer,
-    load_split_windows,
+    load_split_data,
     loss_for,
     train_fit,
 )
@@ -71,12 +75,12 @@ def main(argv=None) -> dict:
     runtime = setup_runtime(config.run.device, config.run.dtype, config.run.seed)
     out_dir = default_out_dir(CHAPTER_DIR, f"{config.kind}-{preset}", config.run)
 
-    kind = TOKENIZER_KINDS[config.kind]  # multiscale (tensformer) | scene (ar, maskgit) | 4d (dit)
+    # multiscale (tensformer) | scene (ar, maskgit) | 4d (dit) | chapter 4's lidar (lidar-maskgit)
+    kind = TOKENIZER_KINDS[config.kind]
     tokenizer = load_frozen_tokenizer(tokenizer_name(config), runtime.device, kind,
                                       MODEL_NAMES[config.kind])  # fmt: skip
-    windows = load_split_windows(config.data, ("train", "val"))
-    motion = config.motion
-    motion_tokenizer = fit_motion_tokenizer(windows["train"], motion.bins, motion.coverage)
+    windows = load_split_data(config, ("train", "val"))  # occupancy windows, or LiDAR sweeps
+    motion_tokenizer = fit_motion(config, windows)  # the training split's poses only
     clips = build_clips(config, windows, tokenizer, motion_tokenizer, config.run.progress)
     fitted = train_fit(config, clips, tokenizer)  # the DiT's latent scale; {} for the others
     config = complete_config(config, tokenizer, motion_tokenizer, **fitted)  # derived fields

@@ -5,6 +5,7 @@
     uv run 5.world-model/validate.py runs/5.world-model/tensformer-debug runs/5.world-model/ar-debug
     uv run 5.world-model/validate.py RUN --guidance=2 --maskgit_steps=10
     uv run 5.world-model/validate.py runs/5.world-model/dit-debug --dit_steps=50 --guidance=1
+    uv run 5.world-model/validate.py runs/5.world-model/lidar-maskgit-debug --temperature=0
     uv run 5.world-model/validate.py --help                  # every option, typed
 
 For each run (a run folder, a checkpoint or an export), on every window of each split (or
@@ -28,6 +29,11 @@ run's ceiling (`ceiling_<name>`) and the paired differences of each later run mi
 uncond) (logits for MaskGIT, whose uncond has no past; the noise for the DiT, whose uncond has
 no trajectory); 0 = none.
 
+A `lidar-maskgit` run is scored on CoPilot4D's task instead (`world_model/lidar_validate.py`):
+LiDAR forecasts under the 4D-Occ protocols (2 -> 2 sweeps for 1 s, 6 -> 6 for 3 s) rendered
+along the true future rays, Chamfer, depth L1 and AbsRel beside copy_last and warp_last sweeps
+and the tokenizer's ceiling, with intervals.
+
 Prints the tables; writes `<results>/<run name>.json` (every metric, the command, the
 commit, the machine) unless `--results=`; for several runs one file,
 `<name>_<name>....json`, with what they share written once (`results_file`).
@@ -49,6 +55,7 @@ from world_model.config import CHAPTER_DIR
 from world_model.dit_forecast import DEFAULT_STEPS as DIT_STEPS
 from world_model.figures import draw_examples
 from world_model.forecaster import tensformer_rollout
+from world_model.lidar_validate import validate_lidar
 from world_model.loading import ceiling_codec, load_world_model, run_header, split_windows
 from world_model.maskgit_forecast import DEFAULT_STEPS
 from world_model.planning import (
@@ -84,6 +91,7 @@ class Options:
     maskgit_steps: int = DEFAULT_STEPS  # MaskGIT: Algorithm 2's steps for all future frames
     dit_steps: int = DIT_STEPS  # the DiT: DDIM steps (eta 0) for its clip of future frames
     guidance: float = 0.0  # MaskGIT, DiT: classifier-free guidance w (0 = none; CoPilot4D's: 2?)
+    lidar_rays: int = 4096  # lidar-maskgit: rays scored per future sweep (evenly spaced returns)
     seed: int = 0
     control: tuple[str, ...] = ("stop",)  # alternative trajectories (planning.ALTERNATIVES)
     plan: bool = True  # score the model's own motion tokens as a plan
@@ -93,7 +101,7 @@ class Options:
     figures: str = ""  # also write the pictures here (the README's: 5.world-model/figures)
 
     def __post_init__(self):
-        at_least(self, 1, "stride", "batch_size", "maskgit_steps", "dit_steps")
+        at_least(self, 1, "stride", "batch_size", "maskgit_steps", "dit_steps", "lidar_rays")
         require(self, "guidance", self.guidance >= 0, "a weight >= 0 (0 = no guidance)")
         at_least(self, 10, "samples")
         unknown = [c for c in self.control if c not in ALTERNATIVES]
@@ -140,6 +148,13 @@ def validate_runs(paths, args: Options) -> dict[str, dict]:
     seed_everything(args.seed)
     device = pick_device(args.device)
     runs = {p: load_world_model(p, device, args) for p in paths}
+    lidar = {p: r for p, r in runs.items() if r.config.kind == "lidar-maskgit"}
+    if lidar:  # CoPilot4D's task: other data, other scores (world_model/lidar_validate.py)
+        if len(lidar) < len(runs):
+            raise ValueError("score lidar-maskgit runs apart from the occupancy runs: they "
+                             "forecast other data")  # fmt: skip
+        return {p: run_header(p, Path(p).name, r, args) | validate_lidar(r, args)
+                for p, r in lidar.items()}  # fmt: skip
     names = dict(zip(paths, model_names(paths, [r.config.kind for r in runs.values()])))
     sources = {(r.config.data.preset, r.config.data.root) for r in runs.values()}
     if len(sources) > 1:

@@ -51,8 +51,9 @@ def test_bad_keys_and_kinds_are_refused(tiny_tokenizer_dir, tmp_path):
         train.main([*argv, "--motion.low=0,0,0"])
     with pytest.raises(ConfigError, match="heads=5: expected a divisor"):
         train.main([*argv, "--model.heads=5"])
-    ambiguous = r"ambiguous: write one of \['ar.dim', 'dit.dim', 'maskgit.dim', 'model.dim'\]"
+    ambiguous = (r"ambiguous: write one of \['ar.dim', 'dit.dim', 'lidar.dim', 'maskgit.dim', "
+                 r"'model.dim'\]")
     with pytest.raises(ConfigError, match=ambiguous):
-        train.main([*argv, "--dim=64"])  # the TENSFormer's, the AR baseline's, MaskGIT's, DiT's
+        train.main([*argv, "--dim=64"])  # every model section's
     with pytest.raises(ConfigError, match="kind"):
         train.main([*argv, "--kind=diffusion"])

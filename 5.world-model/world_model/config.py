@@ -2,8 +2,9 @@
 
     kind     tensformer | ar (the autoregressive baseline, ar_baseline.py) | maskgit
              (CoPilot4D's discrete diffusion, maskgit_world.py) | dit (OccSora's
-             trajectory-conditioned diffusion transformer, dit_world.py): which of the four
-             model sections the run trains (the others are unused)
+             trajectory-conditioned diffusion transformer, dit_world.py) | lidar-maskgit
+             (CoPilot4D's task: MaskGIT on chapter 4's LiDAR tokens, lidar_world.py): which
+             of the five model sections the run trains (the others are unused)
     model    the TENSFormer (tensformer.py); scales, codebook and motion vocabulary are
              `derived` from the frozen tokenizers by `complete_config`, never set by hand
     ar       chapter 2's GPT (dynamics_model.ar.ARConfig, imported); codebook, token grid,
@@ -13,14 +14,16 @@
     dit      the DiT world model (dit_world.DiTWorldConfig: dit.py's DiTConfig and the world
              model's own fields); code dims, clip length, latent shape and codebook `derived`
              from the 4D tokenizer, the latent scale from the TRAINING split's code vectors.
-             Four model sections share dim/depth/heads: write --model.dim, --ar.dim,
-             --maskgit.dim or --dit.dim
+    lidar    the LiDAR MaskGIT world model (a MaskGITWorldConfig: codebook and token grid
+             `derived` from chapter 4's tokenizer, 12 frames, context 2).
+             Five model sections share dim/depth/heads: write --model.dim, --ar.dim,
+             --maskgit.dim, --dit.dim or --lidar.dim
     motion   the ego-motion tokenizer's bins; low/high are fit on the TRAINING split's poses
              (token_data.fit_motion_tokenizer) and stored here, so every checkpoint's
              config.json and run.json carry the bins validation must use
     data     the driving preset (or "synthetic" for tests), the scene tokenizers (multi-scale
              for the TENSFormer, single-scale for the AR baseline and MaskGIT, 4D for the
-             DiT), the cache
+             DiT), chapter 4's LiDAR tokenizer (lidar-maskgit), the cache
     run      the shared training settings (worldmodels.config.RunConfig)
 
 A preset is a short diff from `debug`:
@@ -51,6 +54,7 @@ from dynamics_model.ar import ARConfig
 
 from world_model.ar_baseline import ar_config_matching
 from world_model.dit_world import DiTWorldConfig, dit_config_matching
+from world_model.lidar_world import lidar_config_matching
 from world_model.maskgit_world import MaskGITWorldConfig, maskgit_config_matching
 from world_model.tensformer import TENSFormerConfig
 from worldmodels.config import (
@@ -65,11 +69,14 @@ from worldmodels.config import (
 from worldmodels.data.driving.config import PRESETS as DRIVING_PRESETS
 
 CHAPTER_DIR = Path(__file__).resolve().parent.parent  # 5.world-model/
-KINDS = ("tensformer", "ar", "maskgit", "dit")
-# chapter 3's tokenizer kind each reads, and the model's name in messages
-TOKENIZER_KINDS = {"tensformer": "multiscale", "ar": "scene", "maskgit": "scene", "dit": "4d"}
+OCCUPANCY_KINDS = ("tensformer", "ar", "maskgit", "dit")  # the occupancy benchmark's models
+KINDS = (*OCCUPANCY_KINDS, "lidar-maskgit")  # and CoPilot4D's LiDAR forecasting
+# the tokenizer kind each reads (chapter 3's, or chapter 4's "lidar"), the model's name
+TOKENIZER_KINDS = {"tensformer": "multiscale", "ar": "scene", "maskgit": "scene", "dit": "4d",
+                   "lidar-maskgit": "lidar"}  # fmt: skip
 MODEL_NAMES = {"tensformer": "the TENSFormer", "ar": "the AR baseline",
-               "maskgit": "the MaskGIT world model", "dit": "the DiT world model"}  # fmt: skip
+               "maskgit": "the MaskGIT world model", "dit": "the DiT world model",
+               "lidar-maskgit": "the LiDAR MaskGIT world model"}  # fmt: skip
 TRAIN_POSES = "the training split's poses (token_data.fit_motion_tokenizer)"
 
 
@@ -99,6 +106,7 @@ class DataConfig:
     tokenizer: str = "multiscale-debug-znorm"  # chapter 3's pretrained name, or a run folder
     single_scale_tokenizer: str = "scene-debug"  # AR's and MaskGIT's (chapter 3's kind scene)
     fourd_tokenizer: str = "4d-debug-t2"  # the DiT's (chapter 3's kind 4d: clips of 8 frames)
+    lidar_tokenizer: str = "debug"  # lidar-maskgit's: chapter 4's pretrained name, or a run
     cache: str = ""  # token cache folder; "" = <repo>/data/tokens/world_model
     encode_batch: int = 16  # frames a tokenizer pass encodes (the one-time encoding)
     eval_clips: int = 8  # val clips (evenly spaced, fixed) of the teacher-forced evaluation
@@ -112,11 +120,12 @@ class DataConfig:
 
 @dataclass
 class Config:
-    kind: str = "tensformer"  # tensformer | ar | maskgit | dit: the model this run trains
+    kind: str = "tensformer"  # tensformer | ar | maskgit | dit | lidar-maskgit: what it trains
     model: TENSFormerConfig = field(default_factory=TENSFormerConfig)
     ar: ARConfig = field(default_factory=ARConfig)
     maskgit: MaskGITWorldConfig = field(default_factory=MaskGITWorldConfig)
     dit: DiTWorldConfig = field(default_factory=DiTWorldConfig)
+    lidar: MaskGITWorldConfig = field(default_factory=MaskGITWorldConfig)
     motion: MotionConfig = field(default_factory=MotionConfig)
     data: DataConfig = field(default_factory=DataConfig)
     run: RunConfig = field(default_factory=RunConfig)
@@ -140,6 +149,7 @@ def debug() -> Config:
         ar=ARConfig(dim=128, depth=4, heads=4),  # the TENSFormer's sizes: a fair comparison
         maskgit=MaskGITWorldConfig(dim=128, depth=4, heads=4),  # the same
         dit=DiTWorldConfig(dim=128, depth=4, heads=4, patch=2),  # the same; 2 x 2 cells a token
+        lidar=MaskGITWorldConfig(dim=128, depth=4, heads=4),  # chapter 4's 16 x 16 tokens
         motion=MotionConfig(bins=(16, 4, 8)),
         data=DataConfig(tokenizer="multiscale-debug-16", single_scale_tokenizer="scene-debug-16"),
         run=RunConfig(steps=800, batch_size=1, lr=1e-3, warmup_steps=30, log_every=10,
@@ -156,6 +166,7 @@ def prototype() -> Config:
         "ar.dim": 512, "ar.depth": 12, "ar.heads": 8,
         "maskgit.dim": 512, "maskgit.depth": 12, "maskgit.heads": 8,
         "dit.dim": 512, "dit.depth": 12, "dit.heads": 8, "dit.patch": 1,
+        "lidar.dim": 512, "lidar.depth": 12, "lidar.heads": 8,
         "data.eval_clips": 64, "data.eval_batch": 8,
     })  # fmt: skip
     run = gpu_run(steps=20_000, batch_size=16, lr=3e-4, warmup_steps=500, eval_every=2000,
@@ -170,7 +181,8 @@ def paper() -> Config:
                                     "ar.dim": 1024, "ar.depth": 16, "ar.heads": 16,
                                     "maskgit.dim": 1024, "maskgit.depth": 16,
                                     "maskgit.heads": 16, "dit.dim": 1024, "dit.depth": 16,
-                                    "dit.heads": 16})  # fmt: skip
+                                    "dit.heads": 16, "lidar.dim": 1024, "lidar.depth": 16,
+                                    "lidar.heads": 16})  # fmt: skip
     run = gpu_run(steps=100_000, batch_size=8, lr=3e-4, warmup_steps=2000, eval_every=5000,
                   grad_clip=1.0, beta2=0.95, weight_decay=0.05, num_workers=8)  # fmt: skip
     return dataclasses.replace(config, run=run)
@@ -187,10 +199,12 @@ def parse_run(argv=None) -> tuple[Config, str]:
 def tokenizer_name(config: Config) -> str:
     """The frozen tokenizer the run's kind reads: multi-scale (`data.tokenizer`) for the
     TENSFormer, single-scale (`data.single_scale_tokenizer`) for the AR baseline and MaskGIT,
-    4D (`data.fourd_tokenizer`) for the DiT."""
+    4D (`data.fourd_tokenizer`) for the DiT, chapter 4's (`data.lidar_tokenizer`) for
+    lidar-maskgit."""
     data = config.data
     return {"multiscale": data.tokenizer, "scene": data.single_scale_tokenizer,
-            "4d": data.fourd_tokenizer}[TOKENIZER_KINDS[config.kind]]  # fmt: skip
+            "4d": data.fourd_tokenizer, "lidar": data.lidar_tokenizer,
+            }[TOKENIZER_KINDS[config.kind]]  # fmt: skip
 
 
 def _sizes(section) -> dict:
@@ -218,6 +232,9 @@ def complete_config(config: Config, tokenizer, motion_tokenizer,
         config = dataclasses.replace(
             config, ar=ar_config_matching(tokenizer, motion_tokenizer, **_sizes(config.ar))
         )
+    elif config.kind == "lidar-maskgit":
+        model = lidar_config_matching(tokenizer, motion_tokenizer, **_sizes(config.lidar))
+        config = dataclasses.replace(config, lidar=model)
     elif config.kind == "maskgit":
         sizes = _sizes(config.maskgit)
         model = maskgit_config_matching(tokenizer, motion_tokenizer, **sizes)

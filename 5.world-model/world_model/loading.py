@@ -53,7 +53,10 @@ def split_windows(config: Config, split: str, stride: int = 1):
 
 
 def forecaster_for(model, config: Config, tokenizer, motion_tokenizer, args) -> Callable:
-    """The run's kind's forecaster at the sampling settings of `args` (validate's Options)."""
+    """The run's kind's forecaster at the sampling settings of `args` (validate's Options);
+    None for lidar-maskgit (its forecasts are scored by lidar_forecast.py, not the benchmark)."""
+    if config.kind == "lidar-maskgit":
+        return None
     if config.kind == "ar":
         return ar_forecaster(model, tokenizer, motion_tokenizer, args.temperature, args.top_p,
                              args.seed)  # fmt: skip
@@ -93,12 +96,12 @@ def ceiling_codec(run: WorldModel) -> Codec:
 
 
 def run_header(path, name: str, run: WorldModel, args) -> dict:
-    """What a run's record starts with: which run, checkpoint, weights, kind, tokenizer and
-    sampling settings (each kind's own)."""
+    """What a run's record starts with: which run, checkpoint, weights, kind, tokenizer,
+    sampling settings (each kind's own) and the model's parameter count."""
     kind = run.config.kind
     sampling = {"temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p,
                 "seed": args.seed}  # fmt: skip
-    if kind == "maskgit":  # its own settings (top_k, top_p unused)
+    if kind in ("maskgit", "lidar-maskgit"):  # its own settings (top_k, top_p unused)
         sampling = {"temperature": args.temperature, "steps": args.maskgit_steps,
                     "guidance": args.guidance, "seed": args.seed}  # fmt: skip
     if kind == "dit":  # DDIM, eta 0: no temperature
@@ -106,4 +109,5 @@ def run_header(path, name: str, run: WorldModel, args) -> dict:
     return {"run": str(path), "checkpoint": str(run.step_dir),
             "weights": "ema" if run.averaged else "trained",
             "kind": kind, "name": name, "tokenizer": tokenizer_name(run.config),
-            "sampling": sampling, "stride": args.stride}  # fmt: skip
+            "sampling": sampling, "stride": args.stride,
+            "parameters": sum(p.numel() for p in run.model.parameters())}  # fmt: skip

@@ -181,20 +181,22 @@ def masked_future_scores(logits, targets, masked, context: int) -> dict[str, tor
 
 
 def maskgit_loss(model: MaskGITWorld, ids_BTN: torch.Tensor, motions_Bt: torch.Tensor,
-                 generator: torch.Generator | None = None, probs=None
-                 ) -> tuple[torch.Tensor, dict]:  # fmt: skip
+                 generator: torch.Generator | None = None, probs=None,
+                 context: int | None = None) -> tuple[torch.Tensor, dict]:  # fmt: skip
     """Algorithm 1 on a clip batch (ids (B, T, N), motions (B, T - 1)): per clip an objective
     (`probs`, default the config's), the corruption, the network on it, the label-smoothed CE
     on every position of the corrupted frames -> (loss, {"scene_ce", "scene_accuracy",
-    "smoothed_ce"})."""
+    "smoothed_ce"}). `context`: the past frames of these clips (default the config's; the
+    LiDAR model trains 2 -> 2 and 6 -> 6 clips)."""
     c = model.config
-    if not 1 <= c.context < ids_BTN.shape[1]:
-        raise ValueError(f"context={c.context} must leave a frame of the {ids_BTN.shape[1]}")
+    context = c.context if context is None else context
+    if not 1 <= context < ids_BTN.shape[1]:
+        raise ValueError(f"context={context} must leave a frame of the {ids_BTN.shape[1]}")
     probs = c.objective_probs if probs is None else probs
-    _, x = training_inputs(ids_BTN, c.context, c.codebook_size, generator, probs, c.eta)
+    _, x = training_inputs(ids_BTN, context, c.codebook_size, generator, probs, c.eta)
     logits = model(x.inputs, motions_Bt)  # (B, T, N, K): the network sees x_k, never x0
     loss = smoothed_cross_entropy(logits, x.targets, x.loss_mask, c.label_smoothing)
-    metrics = masked_future_scores(logits, x.targets, x.masked, c.context)
+    metrics = masked_future_scores(logits, x.targets, x.masked, context)
     return loss, {**metrics, "smoothed_ce": loss.detach()}
 
 

@@ -54,7 +54,7 @@ def tokenizer_digest(tokenizer: nn.Module) -> str:
     h = hashlib.sha256(f"v{CACHE_VERSION}".encode())
     for name, tensor in sorted(tokenizer.state_dict().items()):
         h.update(f"{name}{tuple(tensor.shape)}{tensor.dtype}".encode())
-        h.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+        h.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
 
 

@@ -38,11 +38,19 @@ from world_model.config import Config
 from world_model.dit import DiT
 from world_model.dit_world import DiTEvaluator, make_dit_loss
 from world_model.latent_clips import LatentClips, evenly_spaced, fit_latent_scale
+from world_model.lidar_data import (
+    LidarClips,
+    SplitPoses,
+    cached_lidar_ids,
+    lidar_sweeps,
+    load_lidar_tokenizer,
+)
+from world_model.lidar_world import LidarMaskGITEvaluator, make_lidar_loss
 from world_model.maskgit_world import MaskGITEvaluator, MaskGITWorld, make_maskgit_loss
 from world_model.synthetic import synthetic_windows
 from world_model.tens_loss import tensformer_loss
 from world_model.tensformer import TENSFormer
-from world_model.token_data import ClipEvaluator, TokenClips
+from world_model.token_data import ClipEvaluator, TokenClips, fit_motion_tokenizer
 from world_model.windows import ForecastWindows, load_windows
 
 EVAL_KEYS = ("scene_ce", "scene_accuracy", "motion_ce", "motion_accuracy")
@@ -62,7 +70,10 @@ def load_frozen_tokenizer(name: str, device: str | torch.device = "cpu",
     and MaskGIT's, one h x w grid of tokens a frame; 4d: the DiT's) from a pretrained name or a
     run/export folder, in eval mode with no gradients, built without touching the global RNG
     (so a run's model initialisation does not depend on whether the tokenizer was loaded
-    first). `reader` names the model in the error (default: NEEDS' reader of `kind`)."""
+    first). `reader` names the model in the error (default: NEEDS' reader of `kind`). Kind
+    "lidar": chapter 4's LiDAR tokenizer (`lidar_data.load_lidar_tokenizer`)."""
+    if kind == "lidar":
+        return load_lidar_tokenizer(name, device)
     if kind not in NEEDS:
         raise ValueError(f"kind must be one of {sorted(NEEDS)}, got {kind!r}")
     with torch.random.fork_rng(devices=[]):
@@ -88,6 +99,23 @@ def load_split_windows(data, splits: Sequence[str]) -> dict[str, ForecastWindows
     return {split: load_windows(split, data.preset, root=data.root or None) for split in splits}
 
 
+def load_split_data(config: Config, splits: Sequence[str]) -> dict:
+    """What the run's kind reads of each split: the occupancy windows (`load_split_windows`),
+    or for lidar-maskgit chapter 4's sweeps of the same driving sequences."""
+    if config.kind == "lidar-maskgit":
+        data = config.data
+        return {split: lidar_sweeps(split, data.preset, data.root) for split in splits}
+    return load_split_windows(config.data, splits)
+
+
+def fit_motion(config: Config, data: dict) -> EgoMotionTokenizer:
+    """The ego-motion bins, fit on the training split's poses only."""
+    train, m = data["train"], config.motion
+    if config.kind == "lidar-maskgit":  # the sweeps' poses are the same sequences' poses
+        train = SplitPoses("train", train.poses)
+    return fit_motion_tokenizer(train, m.bins, m.coverage)
+
+
 def build_clips(config: Config, windows: dict[str, ForecastWindows], tokenizer: nn.Module,
                 motion_tokenizer: EgoMotionTokenizer, progress: bool = True
                 ) -> dict[str, TokenClips | LatentClips]:  # fmt: skip
@@ -97,6 +125,11 @@ def build_clips(config: Config, windows: dict[str, ForecastWindows], tokenizer: 
     if config.kind == "dit":
         return {split: latent_clips(config, w, tokenizer, motion_tokenizer, progress)
                 for split, w in windows.items()}  # fmt: skip
+    if config.kind == "lidar-maskgit":  # `windows` holds chapter 4's sweeps
+        data = config.data
+        return {split: LidarClips(split, sweeps, cached_lidar_ids(
+                    tokenizer, sweeps, split, data.cache, data.encode_batch, progress),
+                    motion_tokenizer) for split, sweeps in windows.items()}  # fmt: skip
     return {
         split: TokenClips.from_windows(
             w, tokenizer, motion_tokenizer, config.data.cache, config.data.encode_batch, progress
@@ -132,6 +165,8 @@ def build_model(config: Config) -> TENSFormer | ARDynamics | MaskGITWorld | DiT:
         return DiT(config.dit)
     if config.kind == "maskgit":
         return MaskGITWorld(config.maskgit)
+    if config.kind == "lidar-maskgit":
+        return MaskGITWorld(config.lidar)
     return ARDynamics(config.ar) if config.kind == "ar" else TENSFormer(config.model)
 
 
@@ -142,6 +177,8 @@ def loss_for(config: Config, tokenizer: nn.Module):
         return make_dit_loss(tokenizer.quantizer.codebook.weight, config.dit.schedule.build())
     if config.kind == "maskgit":
         return make_maskgit_loss()
+    if config.kind == "lidar-maskgit":  # one 4D-Occ protocol per batch
+        return make_lidar_loss()
     return make_ar_loss() if config.kind == "ar" else make_loss(tokenizer.quantizer)
 
 
@@ -156,6 +193,8 @@ def evaluator_for(config: Config, tokenizer: nn.Module, clips: TokenClips):
         return ARTeacherForcedEvaluator(clips, data.eval_clips, data.eval_batch)
     if config.kind == "maskgit":
         return MaskGITEvaluator(clips, data.eval_clips, data.eval_batch, seed=config.run.seed)
+    if config.kind == "lidar-maskgit":
+        return LidarMaskGITEvaluator(clips, data.eval_clips, data.eval_batch, seed=config.run.seed)
     return TeacherForcedEvaluator(tokenizer.quantizer, clips, data.eval_clips, data.eval_batch)
 
 
