@@ -129,7 +129,11 @@ def test_train_and_validate_a_lidar_run_end_to_end(tmp_path):
         "val_1s_model_minus_copy_last_chamfer_ci_low",
         "val_3s_model_minus_warp_last_depth_l1",
         "val_3s_ceiling_at_horizon_chamfer",
+        "val_1s_copy_last_depth_l1_ground",
+        "val_3s_model_depth_l1_above_ground",
     ):
         assert key in record and key in saved, key
     assert saved["val_1s_frames"] == 2 * saved["val_windows"]  # 2 future frames a window
     assert saved["val_3s_frames"] == 6 * saved["val_windows"]
+    assert [Path(p).name for p in record["val_pictures"]] == ["lidar-maskgit_forecast_val.png"]
+    assert Path(record["val_pictures"][0]).stat().st_size > 0

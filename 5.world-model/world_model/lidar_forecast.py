@@ -21,6 +21,10 @@ The same rays get three more depths:
     ceiling     the tokenizer's round trip of the true future sweep (its cached tokens
                 decoded and rendered): what a perfect token forecast would score
 
+Depth L1 is also split between rays whose true return is ground (more than 1.4 m below the
+sensor) and the rest (`_depth_l1_ground`, `_depth_l1_above_ground`): a copied sweep cast
+along the same beams keeps the ground rings where they are, a warped one does not.
+
 A protocol's number is the mean over its future frames (every ray weighs the same in depth
 L1, every frame in Chamfer); `_at_horizon` is the last frame alone (at exactly 1 s or 3 s).
 Intervals are 95%, from a seeded bootstrap over sequences; differences (model minus a
@@ -37,7 +41,7 @@ from lidar_tokenizer.data import metres
 from lidar_tokenizer.evaluate import Frame, frame_rays, spread
 from lidar_tokenizer.references import voxel_floor_depth
 from lidar_tokenizer.region import voxelize
-from lidar_tokenizer.scoring import difference_intervals, frame_scores, stack, summary
+from lidar_tokenizer.scoring import difference_intervals, frame_scores, ratio, stack, summary
 from lidar_tokenizer.sweeps import returns
 from tqdm.auto import tqdm
 
@@ -48,6 +52,9 @@ from worldmodels.metrics.bootstrap import Interval, mean_interval
 
 METHODS = ("model", "copy_last", "warp_last", "ceiling")
 BASELINES = ("copy_last", "warp_last")
+# a true return this far below the sensor (1.84 m above the road in the driving world) is
+# counted as ground: the road plane within ~0.45 m (depth L1 is also split ground / above)
+GROUND_BELOW_SENSOR = 1.4
 
 
 def move_points(points: torch.Tensor, pose_from: torch.Tensor, pose_to: torch.Tensor):
@@ -98,10 +105,15 @@ class LidarForecastScores:
 
     def add(self, protocol: str, depths: dict, frame: Frame, inside, bounds, offset: int):
         truth = frame.rays
+        height = truth.dirs[:, 2] * truth.depths  # (R,) the true return's z, sensor frame
+        ground = inside & (height < -GROUND_BELOW_SENSOR)
+        above = inside & ~ground
         for method, depth in depths.items():
-            self.rows[protocol][method].append(
-                frame_scores(depth, truth.depths, truth.dirs, inside, bounds)
-            )
+            row = frame_scores(depth, truth.depths, truth.dirs, inside, bounds)
+            error = (depth - truth.depths).abs()
+            for name, keep in (("ground", ground), ("above", above)):
+                row |= {f"abs_{name}": float(error[keep].sum()), f"rays_{name}": int(keep.sum())}
+            self.rows[protocol][method].append(row)
         self.groups[protocol].append(frame.sequence)
         self.offsets[protocol].append(offset)
 
@@ -116,6 +128,8 @@ class LidarForecastScores:
             for method, table in tables.items():
                 prefix = f"{split}_{name}_{method}_"
                 out |= summary(table, prefix)
+                out[prefix + "depth_l1_ground"] = ratio(table, "abs_ground", "rays_ground")
+                out[prefix + "depth_l1_above_ground"] = ratio(table, "abs_above", "rays_above")
                 horizon = {k: v[last] for k, v in table.items()}
                 out |= {k.replace(prefix, prefix + "at_horizon_"): v
                         for k, v in summary(horizon, prefix).items()}  # fmt: skip

@@ -4,15 +4,18 @@
 
 For each split (`args.splits`), every `args.stride`-th 12-frame window of each sequence is
 forecast under both 4D-Occ protocols and scored beside copy_last, warp_last and the
-tokenizer's ceiling (`lidar_forecast.score_lidar`); the tables are printed and the record
-returned (validate.py adds the command, the commit and the machine, and writes it).
+tokenizer's ceiling (`lidar_forecast.score_lidar`); the tables are printed, the middle
+window drawn (`lidar_figures.py`, into the run's validation folder and `--figures`) and the
+record returned (validate.py adds the command, the commit and the machine, and writes it).
 """
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from world_model.lidar_data import PROTOCOLS, LidarClips, cached_lidar_ids, lidar_sweeps
+from world_model.lidar_figures import draw_lidar_forecast
 from world_model.lidar_forecast import BASELINES, METHODS, score_lidar
 
 LABELS = {"model": "MaskGIT (LiDAR)", "copy_last": "copy_last sweep",
@@ -24,7 +27,8 @@ def lidar_table(metrics: dict, split: str) -> str:
     """Markdown: per protocol and method, Chamfer (region [95%], all), depth L1, AbsRel, and
     the Chamfer at the horizon frame alone."""
     lines = ["| protocol | method | Chamfer, region [95%] | Chamfer, all | depth L1 | AbsRel | "
-             "Chamfer at the horizon |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+             "depth L1 ground / above | Chamfer at the horizon |",
+             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for name in PROTOCOLS:
         for method in METHODS:
             p = f"{split}_{name}_{method}_"
@@ -34,7 +38,9 @@ def lidar_table(metrics: dict, split: str) -> str:
                 f"| {name} | {LABELS[method]} | {metrics[p + 'chamfer']:.2f} "
                 f"[{metrics[p + 'chamfer_ci_low']:.2f}, {metrics[p + 'chamfer_ci_high']:.2f}] | "
                 f"{metrics[p + 'chamfer_all']:.2f} | {metrics[p + 'depth_l1']:.2f} | "
-                f"{metrics[p + 'absrel']:.3f} | {metrics[p + 'at_horizon_chamfer']:.2f} |"
+                f"{metrics[p + 'absrel']:.3f} | {metrics[p + 'depth_l1_ground']:.2f} / "
+                f"{metrics[p + 'depth_l1_above_ground']:.2f} | "
+                f"{metrics[p + 'at_horizon_chamfer']:.2f} |"
             )
     return "\n".join(lines)
 
@@ -71,4 +77,12 @@ def validate_lidar(run, args) -> dict:
         print(f"\n{split}: {len(clips)} windows of {clips.sequences} sequences (LiDAR)\n")
         print(lidar_table(metrics, split))
         print("\n".join(difference_lines(metrics, split)))
+        folders = [run.step_dir.parent.parent / "validation"]
+        folders += [Path(args.figures)] if args.figures else []
+        pictures = draw_lidar_forecast(
+            run.model, run.tokenizer, sweeps, clips, len(clips) // 2, folders, "lidar-maskgit",
+            steps=args.maskgit_steps, guidance=args.guidance, temperature=args.temperature,
+            seed=args.seed, max_rays=args.lidar_rays,
+        )  # fmt: skip
+        record[f"{split}_pictures"] = [str(p) for p in pictures]
     return record
