@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 from lidar_tokenizer.evaluate import frame_rays
+from occupancy_tokenizer.ego import EgoMotionTokenizer
 from world_model.lidar_data import (
     LIDAR_CLIP,
     PROTOCOLS,
@@ -18,7 +19,7 @@ from world_model.lidar_data import (
     protocol_frames,
 )
 from world_model.lidar_forecast import cast_sweep, move_points, true_frame
-from world_model.lidar_world import make_lidar_loss, protocol_clip
+from world_model.lidar_world import lidar_config_matching, make_lidar_loss, protocol_clip
 
 from worldmodels import testing
 from worldmodels.metrics.lidar import chamfer_distance
@@ -137,3 +138,11 @@ def test_train_and_validate_a_lidar_run_end_to_end(tmp_path):
     assert saved["val_3s_frames"] == 6 * saved["val_windows"]
     assert [Path(p).name for p in record["val_pictures"]] == ["lidar-maskgit_forecast_val.png"]
     assert Path(record["val_pictures"][0]).stat().st_size > 0
+
+
+def test_the_lidar_context_is_the_smallest_protocols(tokenizer):
+    motion = EgoMotionTokenizer((0.0, -1.0, -1.0), (1.0, 1.0, 1.0), (4, 2, 2))
+    config = lidar_config_matching(tokenizer, motion, dim=32, depth=1, heads=2, context=2)
+    assert (config.context, config.max_frames, config.token_grid) == (2, 12, (16, 16))
+    with pytest.raises(ValueError, match="lidar.context must be 2"):
+        lidar_config_matching(tokenizer, motion, dim=32, depth=1, heads=2, context=5)

@@ -149,7 +149,7 @@ def debug() -> Config:
         ar=ARConfig(dim=128, depth=4, heads=4),  # the TENSFormer's sizes: a fair comparison
         maskgit=MaskGITWorldConfig(dim=128, depth=4, heads=4),  # the same
         dit=DiTWorldConfig(dim=128, depth=4, heads=4, patch=2),  # the same; 2 x 2 cells a token
-        lidar=MaskGITWorldConfig(dim=128, depth=4, heads=4),  # chapter 4's 16 x 16 tokens
+        lidar=MaskGITWorldConfig(dim=128, depth=4, heads=4, context=2),  # 2 -> 2 and 6 -> 6
         motion=MotionConfig(bins=(16, 4, 8)),
         data=DataConfig(tokenizer="multiscale-debug-16", single_scale_tokenizer="scene-debug-16"),
         run=RunConfig(steps=800, batch_size=1, lr=1e-3, warmup_steps=30, log_every=10,

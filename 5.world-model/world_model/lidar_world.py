@@ -37,7 +37,12 @@ def lidar_config_matching(tokenizer: nn.Module, motion_tokenizer: EgoMotionToken
                           **sizes) -> MaskGITWorldConfig:  # fmt: skip
     """The MaskGIT config of chapter 4's tokenizer (codes, token grid) and the motion bins:
     12 frames, and a context of 2 (the fewest past frames a protocol gives)."""
-    sizes = {k: v for k, v in sizes.items() if k not in ("context",)}
+    context = sizes.pop("context", SMALLEST_PAST)
+    if context != SMALLEST_PAST:
+        raise ValueError(
+            f"lidar.context must be {SMALLEST_PAST}, the fewest past frames of the protocols "
+            f"{PROTOCOLS}; each batch sets its own, got {context}"
+        )
     return MaskGITWorldConfig(
         codebook_size=tokenizer.codebook_size, token_grid=tuple(tokenizer.token_grid),
         motion_vocab=motion_tokenizer.vocab_size, max_frames=LIDAR_CLIP, context=SMALLEST_PAST,
