@@ -4,7 +4,10 @@
     uv run 1.video-tokenizer/validate.py runs/1.video-tokenizer/prototype --clips=512
 
 Reports PSNR on held-out episodes and on the held-out game, codebook usage and perplexity,
-and saves into `<run>/validation/`:
+the PSNR of the patch-mean codec at the same token grid on the same clips (each patch
+replaced by its mean colour, `video_tokenizer/codec.py`: `<set>_patch_mean_psnr`) and the
+paired difference tokenizer minus codec (`<set>_psnr_minus_patch_mean`), and saves into
+`<run>/validation/`:
   reconstructions_val.png, reconstructions_heldout_game.png   original | reconstruction rows
   noise_in.png    what the decoder makes of random token ids (the "noise-in" experiment)
   codebook.png    how often each code is used on held-out episodes, sorted
@@ -31,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from video_tokenizer.codec import patch_mean_at
 from video_tokenizer.config import CHAPTER_DIR, Config
 from video_tokenizer.data import build_datasets
 from video_tokenizer.evaluate import evaluate_sets, reconstruct
@@ -65,12 +69,18 @@ class Options:
 
 
 def intervals_of(model, baseline, sets, episodes) -> dict[str, Interval]:
-    """Mean clip PSNR of each set with its 95% interval (bootstrap over `episodes`), and the
-    paired difference from `baseline` on the same clips when one is given."""
+    """Mean clip PSNR of each set with its 95% interval (bootstrap over `episodes`); the same
+    for the patch-mean codec at the model's token grid and the paired difference model minus
+    codec; and the paired difference from `baseline` on the same clips when one is given."""
     intervals = {}
     for name, frames in sets.items():
         clip_psnr = psnr(reconstruct(model, frames)[1], frames).mean(1)  # (B,) over frames
         intervals[f"{name}_psnr"] = mean_interval(clip_psnr, episodes[name])
+        codec = psnr(patch_mean_at(frames, model.config), frames).mean(1)  # (B,)
+        intervals[f"{name}_patch_mean_psnr"] = mean_interval(codec, episodes[name])
+        intervals[f"{name}_psnr_minus_patch_mean"] = mean_interval(
+            clip_psnr - codec, episodes[name]
+        )
         if baseline is not None:
             other = psnr(reconstruct(baseline, frames)[1], frames).mean(1)  # (B,)
             intervals[f"{name}_psnr_minus_baseline"] = mean_interval(
@@ -113,7 +123,7 @@ def main(argv=None) -> dict:
     baseline = load_tokenizer(args.baseline, device)[0] if args.baseline else None
     intervals = intervals_of(model, baseline, sets, episodes)
     for key, interval in intervals.items():
-        print(f"{key:32s} {interval}")
+        print(f"{key:36s} {interval}")
     draw(model, config.data.clip_len, sets, out_dir)
 
     for key, interval in intervals.items():

@@ -5,10 +5,16 @@ from pathlib import Path
 
 import pytest
 import torch
+from video_tokenizer.codec import patch_mean
+from video_tokenizer.config import Config
+from video_tokenizer.data import build_datasets
+from video_tokenizer.model import VideoTokenizer
 
 from worldmodels import testing
-from worldmodels.checkpoint import CheckpointError
+from worldmodels.checkpoint import CheckpointError, load_model
 from worldmodels.config import ConfigError
+from worldmodels.data.subsets import fixed_subset, stack_items
+from worldmodels.metrics import psnr
 from worldmodels.runlog import read_log
 
 CHAPTER = Path(__file__).resolve().parent.parent
@@ -42,12 +48,23 @@ def test_train_then_validate(tmp_path):
     losses = [r["loss"] for r in log if "loss" in r]
     assert losses[-1] < 0.5 * losses[0], losses
     assert result["step"] == 60 and result["eval/val_psnr"] > 15
+    assert 0 < result["eval/val_patch_mean_psnr"] < 100  # the codec beside it, every evaluation
     assert (out / "samples" / "step_000060.png").exists()
     assert json.loads((out / "run.json").read_text())["config"]["model"]["dim"] == 32
 
     metrics = load_script("validate").main([str(out), "--clips=8", "--device=cpu"])
     assert metrics["val_psnr"] == pytest.approx(result["eval/val_psnr"], abs=2.0)
     assert 0 < metrics["val_codebook_usage"] <= 1
+    # the patch-mean codec on the same clips, and the paired difference, with intervals
+    for key in ("val_patch_mean_psnr", "val_psnr_minus_patch_mean"):
+        assert metrics[f"{key}_ci_low"] <= metrics[key] <= metrics[f"{key}_ci_high"], key
+    _, config, _ = load_model(out, Config, lambda c: VideoTokenizer(c.model))
+    val = build_datasets(config)["val"]
+    frames = stack_items(val, fixed_subset(val, 8))["frames"]  # validate's 8 clips
+    codec = psnr(patch_mean(frames, config.model.patch), frames).mean().item()
+    assert metrics["val_patch_mean_psnr"] == pytest.approx(codec, abs=1e-3)
+    difference = metrics["val_psnr"] - metrics["val_patch_mean_psnr"]
+    assert metrics["val_psnr_minus_patch_mean"] == pytest.approx(difference, abs=1e-3)
     for name in ("reconstructions_val.png", "noise_in.png", "metrics.json"):
         assert (out / "validation" / name).exists()
 

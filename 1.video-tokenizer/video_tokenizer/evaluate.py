@@ -1,7 +1,8 @@
-"""Scoring a tokenizer on held-out clips: PSNR, codebook usage and perplexity.
+"""Scoring a tokenizer on held-out clips: PSNR, codebook usage and perplexity, and the PSNR
+of the patch-mean codec at the same token grid (`codec.py`), the floor it should clear.
 
     sets = {"val": frames (B, T, C, H, W), ...}
-    metrics = evaluate_sets(model, sets)   # {"val_psnr": dB, "val_codebook_usage": ...}
+    metrics = evaluate_sets(model, sets)   # {"val_psnr": dB, "val_patch_mean_psnr": dB, ...}
 
 `Evaluator` is what the trainer calls at each evaluation: the same fixed clips every time,
 and a picture of a few reconstructions under `<run>/samples/`.
@@ -14,6 +15,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
+from video_tokenizer.codec import patch_mean_at
 from video_tokenizer.figures import save_reconstructions
 from video_tokenizer.model import VideoTokenizer
 from worldmodels.data.subsets import fixed_subset, stack_items
@@ -33,7 +35,9 @@ def reconstruct(model: VideoTokenizer, frames: torch.Tensor, batch_size: int = 3
 
 
 def evaluate_sets(model: VideoTokenizer, sets: dict[str, torch.Tensor]) -> dict[str, float]:
-    """PSNR of every held-out set, plus codebook usage and perplexity of each."""
+    """PSNR of every held-out set, plus codebook usage and perplexity of each, and the PSNR
+    of the patch-mean codec at the model's token grid on the same clips (no network: about
+    50 ms a set of 128 four-frame clips on one CPU thread, against about 0.6 s for the model)."""
     metrics = {}
     for name, frames in sets.items():
         ids, recon = reconstruct(model, frames)
@@ -41,6 +45,8 @@ def evaluate_sets(model: VideoTokenizer, sets: dict[str, torch.Tensor]) -> dict[
         stats.update(ids)
         codebook = stats.compute()
         metrics[f"{name}_psnr"] = psnr(recon, frames).mean().item()
+        codec = patch_mean_at(frames, model.config)  # (B, T, C, H, W)
+        metrics[f"{name}_patch_mean_psnr"] = psnr(codec, frames).mean().item()
         metrics[f"{name}_codebook_usage"] = codebook["codebook_usage"]
         metrics[f"{name}_perplexity"] = codebook["perplexity"]
     return metrics
