@@ -30,7 +30,6 @@ Shapes: R rays, P points, h, w token-grid height, width, n a count local to one 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -48,29 +47,10 @@ from lidar_tokenizer.scoring import (
     summary,
     token_coherence,
 )
-from lidar_tokenizer.sweeps import points_of, ray_far, returns
+from lidar_tokenizer.sweeps import Frame, frame_rays, points_of, returns, spread  # noqa: F401
 from worldmodels.metrics import CodebookStats
 
 HELD_OUT = ("val", "heldout")
-
-
-@dataclass
-class Frame:
-    """One scored sweep: the encoder's input points (P, 3), the scored rays (truth depths),
-    its sequence (bootstrap group), its frame index and world-from-ego pose (or None)."""
-
-    points: torch.Tensor
-    rays: Rays
-    sequence: int
-    frame: int
-    pose: torch.Tensor | None = None
-    name: str = ""
-
-
-def spread(rays: Rays, max_rays: int) -> Rays:
-    """At most max_rays of them, every k-th (k the smallest that fits)."""
-    step = -(-len(rays.depths) // max_rays)
-    return Rays(*(part[::step] for part in rays)) if step > 1 else rays
 
 
 def driving_frames(dataset, sequences: int, frames: int, max_rays: int) -> list[Frame]:
@@ -106,15 +86,6 @@ def real_frames(scans: list[dict], max_rays: int) -> list[Frame]:
 
 def _device(model: nn.Module) -> torch.device:
     return next(model.parameters()).device
-
-
-def frame_rays(model: LidarTokenizer, frame: Frame) -> tuple[FrameRays, torch.Tensor]:
-    """The frame's scored rays as a batch of one on the model's device, and inside (R,)."""
-    device, rays = _device(model), frame.rays
-    far = ray_far(rays, model.grid, model.render_config.near)  # (R,)
-    inside = model.grid.inside(points_of(rays))  # (R,)
-    batch = FrameRays(*(t[None].to(device) for t in (rays.origins, rays.dirs, rays.depths, far)))
-    return batch, inside
 
 
 @torch.no_grad()

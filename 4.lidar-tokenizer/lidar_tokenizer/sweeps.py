@@ -24,13 +24,16 @@ P points, R rays, "..." any leading axes.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import NamedTuple
 
+import numpy as np
 import torch
 from einops import rearrange
 
 from lidar_tokenizer.rays import Rays
 from lidar_tokenizer.region import VoxelGrid
+from worldmodels.data.driving.shards import RANGE_UNIT
 
 
 class FrameRays(NamedTuple):
@@ -98,3 +101,42 @@ def pick_rays(frames: list[Rays], grid: VoxelGrid, count: int, near: float) -> F
 def range_image(depths: torch.Tensor, hit: torch.Tensor, shape: tuple[int, int]):
     """Rendered depths of all H*W pixels (R = H*W, row by row) -> (H, W), 0 where no return."""
     return rearrange(torch.where(hit, depths, 0.0), "(H W) -> H W", H=shape[0])
+
+
+def metres(stored: np.ndarray) -> torch.Tensor:
+    """Stored ranges (uint16, RANGE_UNIT = 2 mm steps) -> float32 metres."""
+    return torch.from_numpy(stored.astype(np.float32) * np.float32(RANGE_UNIT))
+
+
+def stored(ranges: torch.Tensor) -> np.ndarray:
+    """Metres -> uint16 in 2 mm steps, as the driving world stores them."""
+    return (ranges / RANGE_UNIT).round().numpy().astype(np.uint16)
+
+
+@dataclass
+class Frame:
+    """One scored sweep: the encoder's input points (P, 3), the scored rays (truth depths),
+    its sequence (bootstrap group), its frame index and world-from-ego pose (or None)."""
+
+    points: torch.Tensor
+    rays: Rays
+    sequence: int
+    frame: int
+    pose: torch.Tensor | None = None
+    name: str = ""
+
+
+def spread(rays: Rays, max_rays: int) -> Rays:
+    """At most max_rays of them, every k-th (k the smallest that fits)."""
+    step = -(-len(rays.depths) // max_rays)
+    return Rays(*(part[::step] for part in rays)) if step > 1 else rays
+
+
+def frame_rays(model, frame: Frame) -> tuple[FrameRays, torch.Tensor]:
+    """The frame's scored rays as a batch of one on the model's device (a LidarTokenizer:
+    its grid, render_config.near, parameters), and inside (R,)."""
+    device, rays = next(model.parameters()).device, frame.rays
+    far = ray_far(rays, model.grid, model.render_config.near)  # (R,)
+    inside = model.grid.inside(points_of(rays))  # (R,)
+    batch = FrameRays(*(t[None].to(device) for t in (rays.origins, rays.dirs, rays.depths, far)))
+    return batch, inside

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from lidar_tokenizer.evaluate import frame_rays
+from lidar_tokenizer.sweeps import frame_rays
 from occupancy_tokenizer.ego import EgoMotionTokenizer
 from world_model.lidar_data import (
     LIDAR_CLIP,

@@ -31,11 +31,12 @@ import hashlib
 from pathlib import Path
 from typing import NamedTuple
 
+import numpy as np
 import torch
-from lidar_tokenizer.build import load_run
-from lidar_tokenizer.data import LidarSweeps, metres, stored, synthetic_street
 from lidar_tokenizer.model import LidarTokenizer
-from lidar_tokenizer.sweeps import points_of, returns
+from lidar_tokenizer.pretrained import load_tokenizer as load_lidar_tokenizer  # noqa: F401
+from lidar_tokenizer.sweeps import metres, points_of, returns, stored
+from lidar_tokenizer.synthetic import synthetic_street
 from occupancy_tokenizer.ego import EgoMotionTokenizer
 from safetensors.torch import load_file
 from torch.utils.data import Dataset
@@ -43,16 +44,16 @@ from tqdm.auto import tqdm
 
 from world_model.token_data import (
     DEFAULT_CACHE,
-    REPO_ROOT,
     _save_atomic,
     sequence_motions,
     tokenizer_digest,
 )
+from worldmodels.data.driving import DrivingSequences
+from worldmodels.data.driving.store import read_shard
 
 LIDAR_PAST = LIDAR_FUTURE = 6
 LIDAR_CLIP = LIDAR_PAST + LIDAR_FUTURE  # 12 frames
 PROTOCOLS = {"1s": (2, 2), "3s": (6, 6)}  # 4D-Occ at 2 Hz: (past, future) frames
-PRETRAINED = REPO_ROOT / "4.lidar-tokenizer" / "pretrained"
 SYNTHETIC_STREETS = {"train": (0, 4), "val": (100, 2), "heldout": (200, 2)}  # first seed, count
 SYNTHETIC_LENGTH = 14  # frames of a synthetic street: 3 windows of 12
 
@@ -66,20 +67,31 @@ def protocol_frames(past: int, future: int) -> slice:
     return slice(LIDAR_PAST - past, LIDAR_PAST + future)
 
 
-def load_lidar_tokenizer(name: str, device: str | torch.device = "cpu") -> LidarTokenizer:
-    """Chapter 4's tokenizer, frozen: a pretrained name (`4.lidar-tokenizer/pretrained/<name>`)
-    or a run / checkpoint folder, in eval mode, built without touching the global RNG."""
-    path = Path(name) if Path(name).exists() else PRETRAINED / name
-    if not path.exists():
-        known = sorted(p.name for p in PRETRAINED.iterdir()) if PRETRAINED.exists() else []
-        raise FileNotFoundError(f"no LiDAR tokenizer {name!r}: neither a folder nor one of "
-                                f"chapter 4's pretrained {known}")  # fmt: skip
-    with torch.random.fork_rng(devices=[]):
-        tokenizer, _, _ = load_run(path, device)
-    return tokenizer.eval().requires_grad_(False)
+class LidarSequences:
+    """Every sequence of one split of the driving world's sweeps, as chapter 4 reads them
+    (its `LidarSweeps`, rebuilt here from the shared data package: a later chapter does not
+    import an earlier chapter's data plumbing): per sequence the stored noisy and clean
+    ranges (n, H, W) uint16 in 2 mm steps and the world-from-ego poses (n, 4, 4); the beam
+    directions `dirs` (H, W, 3)."""
+
+    def __init__(self, split: str, preset: str = "debug", root: str | None = None):
+        source = DrivingSequences(split, 1, preset, root=root or None, lidar=False)
+        self.sequence_keys = [(s["scenario"], s["seed"]) for s in source.sequences]
+        self.dirs = torch.from_numpy(source.preset.lidar.ray_directions().astype(np.float32))
+        self.ranges, self.clean, self.poses = [], [], []
+        for entry in source.sequences:
+            data = read_shard(source.folder / entry["file"],
+                              ["lidar_range", "lidar_range_clean", "ego_pose"])  # fmt: skip
+            self.ranges.append(data["lidar_range"])
+            self.clean.append(data["lidar_range_clean"])
+            self.poses.append(torch.from_numpy(data["ego_pose"]))
+
+    def __len__(self) -> int:
+        """Frames of the split."""
+        return sum(len(r) for r in self.ranges)
 
 
-class SyntheticStreets(LidarSweeps):
+class SyntheticStreets(LidarSequences):
     """Chapter 4's synthetic streets (boxes by a road, ray-cast), 14 frames each: tests only."""
 
     def __init__(self, split: str):
@@ -90,14 +102,13 @@ class SyntheticStreets(LidarSweeps):
         self.dirs = streets[0][3]
         self.ranges, self.clean = [stored(s[0]) for s in streets], [stored(s[1]) for s in streets]
         self.poses = [s[2] for s in streets]
-        self.index = [(k, t) for k in range(count) for t in range(SYNTHETIC_LENGTH)]
 
 
-def lidar_sweeps(split: str, preset: str = "debug", root: str = "") -> LidarSweeps:
-    """Chapter 4's sweeps of a split of the driving preset, or synthetic streets."""
+def lidar_sweeps(split: str, preset: str = "debug", root: str = "") -> LidarSequences:
+    """The sweeps of a split of the driving preset, or synthetic streets."""
     if preset == "synthetic":
         return SyntheticStreets(split)
-    return LidarSweeps(split, preset, root or None)
+    return LidarSequences(split, preset, root or None)
 
 
 class SplitPoses(NamedTuple):
@@ -107,7 +118,7 @@ class SplitPoses(NamedTuple):
     poses: list  # per sequence (n, 4, 4) world-from-ego
 
 
-def sweeps_digest(sweeps: LidarSweeps) -> str:
+def sweeps_digest(sweeps: LidarSequences) -> str:
     """blake2b of every sequence's stored ranges (noisy and clean) and poses, in order."""
     h = hashlib.blake2b(digest_size=16)
     for ranges, clean, poses in zip(sweeps.ranges, sweeps.clean, sweeps.poses):
@@ -117,13 +128,13 @@ def sweeps_digest(sweeps: LidarSweeps) -> str:
     return h.hexdigest()
 
 
-def measured_points(sweeps: LidarSweeps, k: int, t: int) -> torch.Tensor:
+def measured_points(sweeps: LidarSequences, k: int, t: int) -> torch.Tensor:
     """Frame t of sequence k as the tokenizer reads it: its measured returns (P, 3) m."""
     return points_of(returns(metres(sweeps.ranges[k][t]), sweeps.dirs))
 
 
 @torch.no_grad()
-def cached_lidar_ids(tokenizer: LidarTokenizer, sweeps: LidarSweeps, split: str,
+def cached_lidar_ids(tokenizer: LidarTokenizer, sweeps: LidarSequences, split: str,
                      cache_dir: str | Path = "", batch_size: int = 16, progress: bool = True
                      ) -> list[torch.Tensor]:  # fmt: skip
     """Per sequence, its frames' token ids (n, N) int64, encoded once and cached."""
@@ -155,7 +166,7 @@ class LidarClips(Dataset):
     frame). `split` and `poses` let `token_data.fit_motion_tokenizer` read it as it reads the
     occupancy windows (the training split only)."""
 
-    def __init__(self, split: str, sweeps: LidarSweeps, ids: list[torch.Tensor],
+    def __init__(self, split: str, sweeps: LidarSequences, ids: list[torch.Tensor],
                  motion_tokenizer: EgoMotionTokenizer, stride: int = 1):  # fmt: skip
         if len(ids) != len(sweeps.ranges):
             raise ValueError(f"need ids for each of {len(sweeps.ranges)} sequences, got {len(ids)}")

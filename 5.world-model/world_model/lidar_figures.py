@@ -16,7 +16,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import torch
-from lidar_tokenizer.evaluate import frame_rays
+from lidar_tokenizer.sweeps import frame_rays
 
 from world_model.lidar_data import LIDAR_PAST
 from world_model.lidar_forecast import forecast_ids, protocol_free, true_frame

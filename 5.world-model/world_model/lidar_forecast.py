@@ -37,12 +37,10 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from lidar_tokenizer.data import metres
-from lidar_tokenizer.evaluate import Frame, frame_rays, spread
 from lidar_tokenizer.references import voxel_floor_depth
 from lidar_tokenizer.region import voxelize
 from lidar_tokenizer.scoring import difference_intervals, frame_scores, ratio, stack, summary
-from lidar_tokenizer.sweeps import returns
+from lidar_tokenizer.sweeps import Frame, frame_rays, metres, returns, spread
 from tqdm.auto import tqdm
 
 from world_model.lidar_data import LIDAR_PAST, PROTOCOLS, LidarClips, measured_points
