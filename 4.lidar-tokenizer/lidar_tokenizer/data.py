@@ -46,8 +46,7 @@ from lidar_tokenizer.synthetic import (  # noqa: F401  (re-exported: chapter 4's
     cast_boxes,
     synthetic_street,
 )
-from worldmodels.data.driving import DrivingSequences
-from worldmodels.data.driving.store import read_shard
+from worldmodels.data.driving.sweeps import read_lidar_split
 from worldmodels.data.real_formats import load_real_lidar
 
 SPLITS = ("train", "val", "heldout")
@@ -58,18 +57,9 @@ class LidarSweeps(Dataset):
     """Every frame of one split of the driving world's sweeps (made on first use)."""
 
     def __init__(self, split: str, preset: str = "debug", root: str | None = None):
-        source = DrivingSequences(split, 1, preset, root=root or None, lidar=False)
-        self.preset = source.preset
-        self.sequence_keys = [(s["scenario"], s["seed"]) for s in source.sequences]
-        dirs = self.preset.lidar.ray_directions().astype(np.float32)  # (H, W, 3)
-        self.dirs = torch.from_numpy(dirs)
-        self.ranges, self.clean, self.poses = [], [], []
-        for entry in source.sequences:
-            data = read_shard(source.folder / entry["file"],
-                              ["lidar_range", "lidar_range_clean", "ego_pose"])  # fmt: skip
-            self.ranges.append(data["lidar_range"])  # (n, H, W) uint16, 2 mm units
-            self.clean.append(data["lidar_range_clean"])
-            self.poses.append(torch.from_numpy(data["ego_pose"]))
+        read = read_lidar_split(split, preset, root)  # the shared reader: uint16, 2 mm steps
+        self.preset, self.sequence_keys, self.dirs = read.preset, read.sequence_keys, read.dirs
+        self.ranges, self.clean, self.poses = read.ranges, read.clean, read.poses
         self.index = [(k, t) for k, r in enumerate(self.ranges) for t in range(len(r))]
 
     def __len__(self) -> int:

@@ -13,10 +13,10 @@ from occupancy_tokenizer.ego import EgoMotionTokenizer
 from world_model.lidar_data import (
     LIDAR_CLIP,
     PROTOCOLS,
-    SyntheticStreets,
     load_lidar_tokenizer,
     measured_points,
     protocol_frames,
+    synthetic_streets,
 )
 from world_model.lidar_forecast import cast_sweep, move_points, true_frame
 from world_model.lidar_world import lidar_config_matching, make_lidar_loss, protocol_clip
@@ -84,7 +84,7 @@ def test_warp_beats_copy_one_frame_ahead_on_a_static_street():
     the new sweep than the sweep left where it was, and far closer than the sweep moved the
     wrong way (the check fails with the transform inverted). Further ahead the copy wins on
     these 30 m sweeps: the README's "warp_last loses to copy_last" explains why."""
-    sweeps = SyntheticStreets("val")
+    sweeps = synthetic_streets("val")
     totals = {"copy": 0.0, "warp": 0.0, "wrong": 0.0}
     for k in range(len(sweeps.ranges)):
         last, t = 3, 4
@@ -99,7 +99,7 @@ def test_warp_beats_copy_one_frame_ahead_on_a_static_street():
 
 def test_the_baselines_cast_the_sweep_in_the_tokenizer_grid(tokenizer):
     """A sweep cast along its own rays gives its own depths back to within a voxel."""
-    sweeps = SyntheticStreets("val")
+    sweeps = synthetic_streets("val")
     frame = true_frame(sweeps, 0, 5, 2048)
     rays, _ = frame_rays(tokenizer, frame)
     depth = cast_sweep(measured_points(sweeps, 0, 5), tokenizer, rays)
@@ -107,7 +107,7 @@ def test_the_baselines_cast_the_sweep_in_the_tokenizer_grid(tokenizer):
 
 
 def test_synthetic_splits_share_no_street():
-    keys = {split: set(SyntheticStreets(split).sequence_keys) for split in ("train", "val")}
+    keys = {split: set(synthetic_streets(split).sequence_keys) for split in ("train", "val")}
     assert not keys["train"] & keys["val"]
 
 

@@ -31,7 +31,6 @@ import hashlib
 from pathlib import Path
 from typing import NamedTuple
 
-import numpy as np
 import torch
 from lidar_tokenizer.model import LidarTokenizer
 from lidar_tokenizer.pretrained import load_tokenizer as load_lidar_tokenizer  # noqa: F401
@@ -48,8 +47,7 @@ from world_model.token_data import (
     sequence_motions,
     tokenizer_digest,
 )
-from worldmodels.data.driving import DrivingSequences
-from worldmodels.data.driving.store import read_shard
+from worldmodels.data.driving.sweeps import LidarSplit, read_lidar_split
 
 LIDAR_PAST = LIDAR_FUTURE = 6
 LIDAR_CLIP = LIDAR_PAST + LIDAR_FUTURE  # 12 frames
@@ -67,48 +65,22 @@ def protocol_frames(past: int, future: int) -> slice:
     return slice(LIDAR_PAST - past, LIDAR_PAST + future)
 
 
-class LidarSequences:
-    """Every sequence of one split of the driving world's sweeps, as chapter 4 reads them
-    (its `LidarSweeps`, rebuilt here from the shared data package: a later chapter does not
-    import an earlier chapter's data plumbing): per sequence the stored noisy and clean
-    ranges (n, H, W) uint16 in 2 mm steps and the world-from-ego poses (n, 4, 4); the beam
-    directions `dirs` (H, W, 3)."""
-
-    def __init__(self, split: str, preset: str = "debug", root: str | None = None):
-        source = DrivingSequences(split, 1, preset, root=root or None, lidar=False)
-        self.sequence_keys = [(s["scenario"], s["seed"]) for s in source.sequences]
-        self.dirs = torch.from_numpy(source.preset.lidar.ray_directions().astype(np.float32))
-        self.ranges, self.clean, self.poses = [], [], []
-        for entry in source.sequences:
-            data = read_shard(source.folder / entry["file"],
-                              ["lidar_range", "lidar_range_clean", "ego_pose"])  # fmt: skip
-            self.ranges.append(data["lidar_range"])
-            self.clean.append(data["lidar_range_clean"])
-            self.poses.append(torch.from_numpy(data["ego_pose"]))
-
-    def __len__(self) -> int:
-        """Frames of the split."""
-        return sum(len(r) for r in self.ranges)
-
-
-class SyntheticStreets(LidarSequences):
+def synthetic_streets(split: str) -> LidarSplit:
     """Chapter 4's synthetic streets (boxes by a road, ray-cast), 14 frames each: tests only."""
-
-    def __init__(self, split: str):
-        first, count = SYNTHETIC_STREETS[split]
-        seeds = range(first, first + count)
-        streets = [synthetic_street(seed, SYNTHETIC_LENGTH) for seed in seeds]
-        self.sequence_keys = [("synthetic", seed) for seed in range(first, first + count)]
-        self.dirs = streets[0][3]
-        self.ranges, self.clean = [stored(s[0]) for s in streets], [stored(s[1]) for s in streets]
-        self.poses = [s[2] for s in streets]
+    first, count = SYNTHETIC_STREETS[split]
+    seeds = range(first, first + count)
+    streets = [synthetic_street(seed, SYNTHETIC_LENGTH) for seed in seeds]
+    return LidarSplit([("synthetic", seed) for seed in seeds], streets[0][3],
+                      [stored(s[0]) for s in streets], [stored(s[1]) for s in streets],
+                      [s[2] for s in streets])  # fmt: skip
 
 
-def lidar_sweeps(split: str, preset: str = "debug", root: str = "") -> LidarSequences:
-    """The sweeps of a split of the driving preset, or synthetic streets."""
+def lidar_sweeps(split: str, preset: str = "debug", root: str = "") -> LidarSplit:
+    """The sweeps of a split of the driving preset (the shared reader chapter 4's
+    `LidarSweeps` uses too), or synthetic streets."""
     if preset == "synthetic":
-        return SyntheticStreets(split)
-    return LidarSequences(split, preset, root or None)
+        return synthetic_streets(split)
+    return read_lidar_split(split, preset, root or None)
 
 
 class SplitPoses(NamedTuple):
@@ -118,7 +90,7 @@ class SplitPoses(NamedTuple):
     poses: list  # per sequence (n, 4, 4) world-from-ego
 
 
-def sweeps_digest(sweeps: LidarSequences) -> str:
+def sweeps_digest(sweeps: LidarSplit) -> str:
     """blake2b of every sequence's stored ranges (noisy and clean) and poses, in order."""
     h = hashlib.blake2b(digest_size=16)
     for ranges, clean, poses in zip(sweeps.ranges, sweeps.clean, sweeps.poses):
@@ -128,13 +100,13 @@ def sweeps_digest(sweeps: LidarSequences) -> str:
     return h.hexdigest()
 
 
-def measured_points(sweeps: LidarSequences, k: int, t: int) -> torch.Tensor:
+def measured_points(sweeps: LidarSplit, k: int, t: int) -> torch.Tensor:
     """Frame t of sequence k as the tokenizer reads it: its measured returns (P, 3) m."""
     return points_of(returns(metres(sweeps.ranges[k][t]), sweeps.dirs))
 
 
 @torch.no_grad()
-def cached_lidar_ids(tokenizer: LidarTokenizer, sweeps: LidarSequences, split: str,
+def cached_lidar_ids(tokenizer: LidarTokenizer, sweeps: LidarSplit, split: str,
                      cache_dir: str | Path = "", batch_size: int = 16, progress: bool = True
                      ) -> list[torch.Tensor]:  # fmt: skip
     """Per sequence, its frames' token ids (n, N) int64, encoded once and cached."""
@@ -166,7 +138,7 @@ class LidarClips(Dataset):
     frame). `split` and `poses` let `token_data.fit_motion_tokenizer` read it as it reads the
     occupancy windows (the training split only)."""
 
-    def __init__(self, split: str, sweeps: LidarSequences, ids: list[torch.Tensor],
+    def __init__(self, split: str, sweeps: LidarSplit, ids: list[torch.Tensor],
                  motion_tokenizer: EgoMotionTokenizer, stride: int = 1):  # fmt: skip
         if len(ids) != len(sweeps.ranges):
             raise ValueError(f"need ids for each of {len(sweeps.ranges)} sequences, got {len(ids)}")
